@@ -1,0 +1,118 @@
+# PINK: one entry point for installing, linting, testing, benchmarking and running.
+#
+#   make install    .venv with pinned tools, generated protos, the pink_kernel extension
+#   make test       install, lint, rust-test, verify, py-test (in that order)
+#   make run        the demo paper-trading session
+#
+# Needs python3.11, cargo (with rustfmt and clippy) and access to PyPI and crates.io.
+# Work already done is remembered by stamp files under .stamps/, keyed on their inputs,
+# so a second `make install` does nothing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+CARGO ?= cargo
+CARGO_MANIFEST := --manifest-path kernel-rs/Cargo.toml
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := requirements/constraints.txt
+
+PROTOS := $(sort $(wildcard protos/pink/v1/*.proto))
+PROTO_OUT := $(patsubst protos/pink/v1/%.proto,services/common/proto/%_pb2.py,$(PROTOS))
+# Regenerate when a generated module is missing even if the stamp is fresh.
+PROTO_MISSING := $(filter-out $(wildcard $(PROTO_OUT)),$(PROTO_OUT))
+KERNEL_INPUTS := kernel-rs/Cargo.toml kernel-rs/Cargo.lock $(PROTOS) \
+	kernel-rs/pink-core/Cargo.toml kernel-rs/pink-core/build.rs \
+	kernel-rs/pink-kernel-py/Cargo.toml kernel-rs/pink-kernel-py/pyproject.toml kernel-rs/pink-kernel-py/pink_kernel.pyi \
+	$(shell find kernel-rs/pink-core/src kernel-rs/pink-kernel-py/src -type f -name '*.rs' 2>/dev/null)
+
+.PHONY: help install protos kernel lint rust-test verify py-test test bench run clean FORCE
+
+help:
+	@echo "targets: install protos kernel lint rust-test verify py-test test bench run clean"
+
+install: $(STAMPS)/venv $(STAMPS)/protos $(STAMPS)/kernel
+
+protos: $(STAMPS)/protos
+
+kernel: $(STAMPS)/kernel
+
+# --- install steps ------------------------------------------------------------------------
+
+$(VENV)/pyvenv.cfg:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, got {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/venv: $(VENV)/pyvenv.cfg requirements/dev.txt requirements/runtime.txt $(CONSTRAINTS) pyproject.toml
+	$(PIP) install --quiet -c $(CONSTRAINTS) pip setuptools
+	$(PIP) install --quiet -r requirements/dev.txt -r requirements/runtime.txt -c $(CONSTRAINTS)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/protos: protos/pink/v1 $(PROTOS) tools/gen_protos.py $(STAMPS)/venv $(if $(PROTO_MISSING),FORCE)
+	$(BIN)/python tools/gen_protos.py
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/kernel: $(KERNEL_INPUTS) $(STAMPS)/venv
+	VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" \
+		$(BIN)/maturin develop --release --quiet -m kernel-rs/pink-kernel-py/Cargo.toml
+	$(BIN)/python -c 'import pink_kernel; print("pink_kernel", pink_kernel.__version__, "installed")'
+	@mkdir -p $(STAMPS) && touch $@
+
+FORCE:
+
+# --- checks -------------------------------------------------------------------------------
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(CARGO) fmt $(CARGO_MANIFEST) --all --check
+	$(CARGO) clippy $(CARGO_MANIFEST) --workspace --all-targets --features pink-core/testkit -- -D warnings
+	$(BIN)/buf lint
+	@baseline="$$(sed -e 's/#.*//' protos/BASELINE | tr -d '[:space:]')"; \
+	if [ -z "$$baseline" ]; then \
+		echo "buf breaking: skipped (protos/BASELINE names no landed main commit yet)"; \
+	else \
+		against="$$(mktemp -d)"; trap 'rm -rf "$$against"' EXIT; \
+		git archive "$$baseline" protos | tar -x -C "$$against"; \
+		cp buf.yaml "$$against/"; \
+		echo "buf breaking --against $$baseline (protos/BASELINE)"; \
+		$(BIN)/buf breaking --against "$$against"; \
+	fi
+
+rust-test:
+	$(CARGO) test $(CARGO_MANIFEST) --workspace
+
+verify:
+	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify
+
+py-test: install
+	$(BIN)/pytest
+
+# Sequential on purpose (even under make -j): each step needs the previous one.
+test:
+	$(MAKE) install
+	$(MAKE) lint
+	$(MAKE) rust-test
+	$(MAKE) verify
+	$(MAKE) py-test
+
+bench: install
+	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-bench
+	$(BIN)/python -m bench.pyo3_bench
+
+run: install
+	$(BIN)/python -m services.kernel.demo
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
+	rm -f services/common/proto/*_pb2.py services/common/proto/*_pb2.pyi \
+		services/common/proto/*_pb2_grpc.py services/common/proto/*_pb2_grpc.pyi
+	find . -name __pycache__ -type d -not -path './kernel-rs/target/*' -prune -exec rm -rf {} +
+	$(CARGO) clean $(CARGO_MANIFEST)

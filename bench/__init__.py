@@ -1,0 +1,1 @@
+"""Benchmarks of the PINK kernel and services; results go to bench/results/."""

@@ -1,0 +1,314 @@
+//! Kernel benchmarks (ACCEPTANCE.md "Performance"). Reports figures; asserts
+//! nothing about speed.
+//!   step:          Kernel::step on validated inputs (inputs/s)
+//!   bytes:         decode + step + encode through Kernel::step_bytes (inputs/s)
+//!   snapshot:      snapshot and restore of a 10,000-slot kernel (ms, bytes)
+//! The workload is a realistic trading loop over 10 slots: enter, ack, fill,
+//! mark, exit, ack, fill, mark. It is recorded once with the test driver and
+//! replayed on fresh kernels, which determinism makes exact.
+//!
+//! Usage: pink-bench [--inputs N] [--rounds N] [--out PATH] [--export PATH] [--only-step]
+//! --export writes the config and the encoded inputs (u32 little-endian
+//! length prefixes) for the PyO3 benchmark.
+
+use std::io::Write;
+use std::time::Instant;
+
+use prost::Message;
+
+use pink_core::input::{Input, Payload};
+use pink_core::pb::Side;
+use pink_core::snapshot::config_message;
+use pink_core::testkit::{config, Driver, BTC};
+use pink_core::Kernel;
+
+const SLOTS: u32 = 10;
+/// Inputs per replay chunk.
+const CHUNK: usize = 512;
+
+/// Records `count` inputs of the trading loop and the kernel state before them.
+fn record(count: usize) -> (Kernel, Vec<Input>) {
+    let mut drv = Driver::new(SLOTS);
+    let start = drv.kernel.clone();
+    let mut inputs = Vec::with_capacity(count);
+    let mut round: u64 = 0;
+    let push = |drv: &mut Driver, inputs: &mut Vec<Input>, payload: Payload| {
+        let input = Input { sequence: 0, time: drv.now + 1_000_000, payload: payload.clone() };
+        let out = drv.step(payload);
+        assert!(out.accepted(), "workload input refused: {:?} {}", out.code, out.message);
+        inputs.push(input);
+    };
+    while inputs.len() < count {
+        round += 1;
+        let price = if round % 2 == 0 { "100.5" } else { "101.25" };
+        for slot in 0..SLOTS {
+            let side = if (round + u64::from(slot)) % 2 == 0 { Side::Long } else { Side::Short };
+            let spec = Driver::enter_spec(BTC, side, "0.01", pink_core::model::OrderKind::Market, &[]);
+            let intent = pink_core::input::Intent {
+                intent_id: pink_core::testkit::id(&format!("b{round}-{slot}")),
+                slot,
+                expected_version: None,
+                action: pink_core::input::Action::Enter(Box::new(spec)),
+            };
+            push(&mut drv, &mut inputs, Payload::Intent(intent));
+            let cid = drv.order_id(slot);
+            let ack = drv.event(&cid, pink_core::pb::VenueEventKind::OrderAccepted, None, None);
+            push(&mut drv, &mut inputs, Payload::Venue(ack));
+            let fill = pink_core::input::Fill {
+                quantity: pink_core::testkit::d("0.01"),
+                price: pink_core::testkit::d(price),
+                fee: pink_core::testkit::d("0.0005"),
+            };
+            let event =
+                drv.event(&cid, pink_core::pb::VenueEventKind::Fill, Some(fill), Some(pink_core::testkit::d("0.01")));
+            push(&mut drv, &mut inputs, Payload::Venue(event));
+            push(
+                &mut drv,
+                &mut inputs,
+                Payload::Mark(pink_core::input::Mark {
+                    symbol: pink_core::testkit::id(BTC),
+                    price: pink_core::testkit::d("100.75"),
+                }),
+            );
+            let exit = pink_core::input::Intent {
+                intent_id: pink_core::testkit::id(&format!("x{round}-{slot}")),
+                slot,
+                expected_version: None,
+                action: pink_core::input::Action::Exit(pink_core::model::OrderKind::Market),
+            };
+            push(&mut drv, &mut inputs, Payload::Intent(exit));
+            let cid = drv.order_id(slot);
+            let ack = drv.event(&cid, pink_core::pb::VenueEventKind::OrderAccepted, None, None);
+            push(&mut drv, &mut inputs, Payload::Venue(ack));
+            let fill = pink_core::input::Fill {
+                quantity: pink_core::testkit::d("0.01"),
+                price: pink_core::testkit::d("100.8"),
+                fee: pink_core::testkit::d("0.0005"),
+            };
+            let event =
+                drv.event(&cid, pink_core::pb::VenueEventKind::Fill, Some(fill), Some(pink_core::testkit::d("0.01")));
+            push(&mut drv, &mut inputs, Payload::Venue(event));
+            push(
+                &mut drv,
+                &mut inputs,
+                Payload::Mark(pink_core::input::Mark {
+                    symbol: pink_core::testkit::id(BTC),
+                    price: pink_core::testkit::d(price),
+                }),
+            );
+        }
+    }
+    drv.check();
+    (start, inputs)
+}
+
+fn encode(input: &Input) -> Vec<u8> {
+    use pink_core::encode::{dec, dec_opt, time};
+    use pink_core::pb;
+    let payload = match &input.payload {
+        Payload::Intent(intent) => {
+            let mut m =
+                pb::Intent { intent_id: intent.intent_id.to_string(), slot_id: intent.slot, ..Default::default() };
+            match &intent.action {
+                pink_core::input::Action::Enter(e) => {
+                    m.action = pb::IntentAction::Enter as i32;
+                    m.symbol = e.symbol.to_string();
+                    m.side = e.side as i32;
+                    m.order_type = pb::OrderType::Market as i32;
+                    m.target_size = dec(e.size);
+                    m.leverage = dec(e.leverage);
+                    m.reference_price = dec_opt(e.reference_price);
+                }
+                _ => {
+                    m.action = pb::IntentAction::Exit as i32;
+                    m.order_type = pb::OrderType::Market as i32;
+                }
+            }
+            pb::kernel_input::Payload::Intent(m)
+        }
+        Payload::Venue(e) => pb::kernel_input::Payload::VenueEvent(pb::VenueEvent {
+            kind: e.kind as i32,
+            client_order_id: e.client_order_id.as_deref().unwrap_or("").to_owned(),
+            venue_order_id: e.venue_order_id.as_deref().unwrap_or("").to_owned(),
+            venue_event_id: e.event_id.to_string(),
+            last_quantity: e.fill.and_then(|f| dec(f.quantity)),
+            last_price: e.fill.and_then(|f| dec(f.price)),
+            fee: e.fill.and_then(|f| dec(f.fee)),
+            fee_asset: if e.fill.is_some() { "USDT".into() } else { String::new() },
+            cumulative_quantity: dec_opt(e.cumulative),
+            exchange_time: Some(time(e.exchange_time)),
+            ..Default::default()
+        }),
+        Payload::Mark(m) => pb::kernel_input::Payload::MarkPrice(pb::MarkPrice {
+            symbol: m.symbol.to_string(),
+            price: dec(m.price),
+            exchange_time: None,
+        }),
+        other => panic!("workload has no {other:?}"),
+    };
+    pb::KernelInput { sequence: 0, time: Some(time(input.time)), trace: None, payload: Some(payload) }.encode_to_vec()
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn best_rate(rounds: usize, mut run: impl FnMut() -> (usize, f64)) -> f64 {
+    (0..rounds).map(|_| run()).map(|(n, secs)| n as f64 / secs).fold(0.0, f64::max)
+}
+
+fn ten_thousand_slots() -> Kernel {
+    let mut cfg = config(10_000);
+    cfg.retired_order_memory = 10_000;
+    let mut drv = Driver::with_config(cfg);
+    assert!(drv.mark(BTC, "100").accepted());
+    for slot in 0..10_000u32 {
+        assert!(drv.enter(slot, Side::Long, "0.01").accepted());
+        assert!(drv.ack(slot).accepted());
+        assert!(drv.fill_all(slot, "100", "0.0005").accepted());
+        if slot % 2 == 0 {
+            assert!(drv.exit(slot).accepted());
+            assert!(drv.ack(slot).accepted());
+        }
+    }
+    drv.check();
+    drv.kernel
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count: usize = arg(&args, "--inputs").map_or(400_000, |v| v.parse().expect("--inputs takes a number"));
+    let rounds: usize = arg(&args, "--rounds").map_or(5, |v| v.parse().expect("--rounds takes a number"));
+
+    let (start, inputs) = record(count);
+    let encoded: Vec<Vec<u8>> = inputs.iter().map(encode).collect();
+    let n = inputs.len();
+
+    // Inputs are replayed in cache-sized chunks: a live kernel steps each input
+    // right after decoding it, so a replay that streams 100 MB of cold inputs
+    // would measure memory bandwidth, not the kernel.
+    let step_rate = best_rate(rounds, || {
+        let mut kernel = start.clone();
+        let mut out = pink_core::output::Output::default();
+        let mut secs = 0.0;
+        for chunk in inputs.chunks(CHUNK) {
+            let batch = chunk.to_vec();
+            let began = Instant::now();
+            for input in batch {
+                kernel.step_into(input, &mut out);
+                std::hint::black_box(&out);
+            }
+            secs += began.elapsed().as_secs_f64();
+        }
+        assert!(kernel.check_invariants().is_ok());
+        (n, secs)
+    });
+    if args.iter().any(|a| a == "--marks") {
+        let mut kernel = start.clone();
+        let marks: Vec<Input> = (0..1_000_000i64)
+            .map(|i| Input {
+                sequence: 0,
+                time: start.clock().unwrap_or(0) + 1_000 * (i + 1),
+                payload: Payload::Mark(pink_core::input::Mark {
+                    symbol: pink_core::testkit::id(BTC),
+                    price: rust_decimal::Decimal::new(10_000 + i % 7, 2),
+                }),
+            })
+            .collect();
+        let mut out = pink_core::output::Output::default();
+        let began = Instant::now();
+        for input in marks {
+            kernel.step_into(input, &mut out);
+            std::hint::black_box(&out);
+        }
+        println!("marks: {:.0} ns/input", began.elapsed().as_secs_f64() * 1e9 / 1e6);
+        return;
+    }
+    if args.iter().any(|a| a == "--by-kind") {
+        // Per-kind cost: each kind stepped alone against the same states.
+        let mut totals = std::collections::BTreeMap::<&str, (f64, u64)>::new();
+        let mut kernel = start.clone();
+        for input in inputs.iter().cloned() {
+            let kind = match &input.payload {
+                Payload::Intent(i) if matches!(i.action, pink_core::input::Action::Enter(_)) => "enter",
+                Payload::Intent(_) => "exit",
+                Payload::Venue(e) if e.fill.is_some() => "fill",
+                Payload::Venue(_) => "ack",
+                Payload::Mark(_) => "mark",
+                _ => "other",
+            };
+            let began = Instant::now();
+            std::hint::black_box(kernel.step(input));
+            let entry = totals.entry(kind).or_insert((0.0, 0));
+            entry.0 += began.elapsed().as_secs_f64();
+            entry.1 += 1;
+        }
+        for (kind, (secs, count)) in totals {
+            println!("{kind:>6}: {:>8.0} ns/input", secs * 1e9 / count as f64);
+        }
+        return;
+    }
+    let only_step = args.iter().any(|a| a == "--only-step");
+    if only_step {
+        println!("step (validated inputs): {step_rate:.0} inputs/s");
+        return;
+    }
+    let bytes_rate = best_rate(rounds, || {
+        let mut kernel = start.clone();
+        let mut secs = 0.0;
+        for chunk in encoded.chunks(CHUNK) {
+            let batch = chunk.to_vec();
+            let began = Instant::now();
+            for bytes in &batch {
+                std::hint::black_box(kernel.step_bytes(bytes).expect("decodable"));
+            }
+            secs += began.elapsed().as_secs_f64();
+        }
+        assert_eq!(kernel.last_sequence(), start.last_sequence() + n as u64, "every input accepted");
+        (n, secs)
+    });
+
+    let big = ten_thousand_slots();
+    let mut snapshot = Vec::new();
+    let mut snapshot_ms = f64::MAX;
+    let mut restore_ms = f64::MAX;
+    for _ in 0..rounds {
+        let began = Instant::now();
+        snapshot = big.snapshot_bytes();
+        snapshot_ms = snapshot_ms.min(began.elapsed().as_secs_f64() * 1e3);
+        let began = Instant::now();
+        let restored = Kernel::restore_bytes(&snapshot).expect("restores");
+        restore_ms = restore_ms.min(began.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(restored.last_sequence(), big.last_sequence());
+    }
+
+    println!(
+        "workload: {n} inputs over {SLOTS} slots (enter, ack, fill, mark, exit, ack, fill, mark), best of {rounds}"
+    );
+    println!("step (validated inputs):      {:>12.0} inputs/s   (target >= 5,000,000)", step_rate);
+    println!("decode + step + encode:       {:>12.0} inputs/s   (target >= 1,000,000)", bytes_rate);
+    println!("snapshot 10,000 slots:        {snapshot_ms:>12.2} ms  ({} bytes)", snapshot.len());
+    println!("restore 10,000 slots:         {restore_ms:>12.2} ms",);
+
+    if let Some(path) = arg(&args, "--out") {
+        let json = format!(
+            "{{\n  \"benchmark\": \"kernel_rust\",\n  \"inputs\": {n},\n  \"rounds\": {rounds},\n  \"slots\": {SLOTS},\n  \"step_inputs_per_second\": {step_rate:.0},\n  \"decode_step_encode_inputs_per_second\": {bytes_rate:.0},\n  \"snapshot_10k_slots_ms\": {snapshot_ms:.3},\n  \"restore_10k_slots_ms\": {restore_ms:.3},\n  \"snapshot_10k_slots_bytes\": {}\n}}\n",
+            snapshot.len()
+        );
+        std::fs::write(&path, json).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+    }
+    if let Some(path) = arg(&args, "--export") {
+        let mut file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("cannot create {path}: {e}"));
+        let cfg = config_message(start.config()).encode_to_vec();
+        let prefix = |len: usize| u32::try_from(len).expect("frame fits u32").to_le_bytes();
+        let mut write = |bytes: &[u8]| {
+            file.write_all(&prefix(bytes.len())).and_then(|()| file.write_all(bytes)).expect("write export");
+        };
+        write(&cfg);
+        write(&start.snapshot_bytes());
+        for bytes in &encoded {
+            write(bytes);
+        }
+        println!("exported config, snapshot and {n} inputs to {path}");
+    }
+}

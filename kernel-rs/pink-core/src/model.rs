@@ -1,0 +1,275 @@
+//! The kernel's state, as plain data. Behaviour lives in the handlers; this
+//! module only says what a slot, an order and the account are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use smallvec::SmallVec;
+
+use crate::pb::{OrderPurpose, OrderSide, OrderStatus, Side, SlotState, TimeInForce};
+use crate::text::Id;
+
+/// Nanoseconds since the Unix epoch (inputs carry it; the kernel reads no clock).
+pub type Nanos = i64;
+
+/// Immutable construction parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub kernel_id: Id,
+    pub slot_count: u32,
+    pub settlement_asset: Id,
+    pub initial_capital: Decimal,
+    pub initial_control: Control,
+    pub hard_max_leverage: Decimal,
+    pub ack_timeout: Nanos,
+    pub fill_timeout: Nanos,
+    pub resting_check_interval: Nanos,
+    pub cancel_timeout: Nanos,
+    pub max_query_backoff: Nanos,
+    pub retired_order_memory: u32,
+    pub pnl_scale: u32,
+}
+
+/// Operator limits (see `pink.v1.ControlState`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Control {
+    pub version: u64,
+    pub trading_enabled: bool,
+    pub reduce_only: bool,
+    pub max_leverage: Decimal,
+    pub max_notional_per_slot: Decimal,
+    pub active_slot_limit: u32,
+    pub allowed_symbols: BTreeSet<Id>,
+    pub update_time: Option<Nanos>,
+    pub updated_by: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instrument {
+    pub symbol: Id,
+    pub quantity_step: Decimal,
+    pub price_tick: Decimal,
+    pub min_quantity: Decimal,
+}
+
+/// Capital and its decomposition; every change goes through a ledger entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Account {
+    pub initial_capital: Decimal,
+    pub capital: Decimal,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub funding: Decimal,
+    pub adjustments: Decimal,
+    pub ledger_sequence: u64,
+    pub trades_closed: u64,
+    pub active_slots: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderKind {
+    Market,
+    Limit { price: Decimal, tif: TimeInForce },
+}
+
+impl OrderKind {
+    pub fn limit_price(&self) -> Option<Decimal> {
+        match self {
+            OrderKind::Market => None,
+            OrderKind::Limit { price, .. } => Some(*price),
+        }
+    }
+}
+
+/// Fill bookkeeping of one order (copyable so handlers can compute the new
+/// values completely before committing any of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OrderFills {
+    pub filled: Decimal,
+    pub notional: Decimal,
+    pub fees: Decimal,
+    /// Highest cumulative quantity the venue reported.
+    pub venue_cumulative: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub client_order_id: Id,
+    pub venue_order_id: Option<Id>,
+    pub purpose: OrderPurpose,
+    pub symbol: Id,
+    pub side: OrderSide,
+    pub kind: OrderKind,
+    pub quantity: Decimal,
+    pub reduce_only: bool,
+    pub status: OrderStatus,
+    pub fills: OrderFills,
+    pub venue_final: bool,
+    pub cancel_requested: bool,
+    pub exit_leg: u32,
+    pub intent_id: Id,
+    /// Dedup memory: every venue event id applied to this order.
+    pub seen_event_ids: EventIds,
+    pub create_sequence: u64,
+    pub create_time: Nanos,
+    pub last_exchange_time: Option<Nanos>,
+    pub queries_sent: u32,
+    pub cancels_sent: u32,
+}
+
+impl Order {
+    /// Finished: the venue gave a final status and every fill it reported has
+    /// been applied, or the whole quantity is filled.
+    pub fn is_complete(&self) -> bool {
+        self.fills.filled >= self.quantity || (self.venue_final && self.fills.filled >= self.fills.venue_cumulative)
+    }
+}
+
+/// Position bookkeeping of a slot's trade (copyable, see `OrderFills`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Book {
+    pub position: Decimal,
+    pub entry_quantity: Decimal,
+    pub entry_notional: Decimal,
+    pub cost_basis: Decimal,
+    pub exit_quantity: Decimal,
+    pub exit_notional: Decimal,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub leg_filled: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    pub id: u32,
+    pub version: u64,
+    pub state: SlotState,
+    pub trade_id: Option<Id>,
+    pub symbol: Option<Id>,
+    pub side: Side,
+    pub leverage: Decimal,
+    pub exit_leg_ratios: Vec<Decimal>,
+    pub next_exit_leg: u32,
+    pub book: Book,
+    pub order: Option<Order>,
+    pub deadline: Option<Nanos>,
+    pub deadline_misses: u32,
+    pub entry_intent_id: Option<Id>,
+    pub last_intent_id: Option<Id>,
+    pub open_time: Option<Nanos>,
+    pub close_time: Option<Nanos>,
+    pub update_time: Option<Nanos>,
+    pub labels: Arc<BTreeMap<String, String>>,
+}
+
+impl Slot {
+    pub fn new(id: u32) -> Slot {
+        Slot {
+            id,
+            version: 0,
+            state: SlotState::Idle,
+            trade_id: None,
+            symbol: None,
+            side: Side::Unspecified,
+            leverage: Decimal::ZERO,
+            exit_leg_ratios: Vec::new(),
+            next_exit_leg: 0,
+            book: Book::default(),
+            order: None,
+            deadline: None,
+            deadline_misses: 0,
+            entry_intent_id: None,
+            last_intent_id: None,
+            open_time: None,
+            close_time: None,
+            update_time: None,
+            labels: Arc::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// A sorted set of venue event ids, inline for the usual handful (an order
+/// typically sees an ack and a fill or two) and growing without bound for
+/// orders that fill many times: ids are never evicted while remembered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventIds(SmallVec<[Id; 4]>);
+
+impl EventIds {
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.binary_search_by(|probe| (**probe).cmp(id)).is_ok()
+    }
+
+    /// Adds `id`; false if it was already there.
+    pub fn insert(&mut self, id: Id) -> bool {
+        match self.0.binary_search_by(|probe| (**probe).cmp(&*id)) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Id> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Id> for EventIds {
+    fn from_iter<T: IntoIterator<Item = Id>>(iter: T) -> EventIds {
+        let mut ids = EventIds::default();
+        for id in iter {
+            ids.insert(id);
+        }
+        ids
+    }
+}
+
+/// Free slots accept ENTER; the others count against the active slot limit.
+pub fn is_free(state: SlotState) -> bool {
+    matches!(state, SlotState::Idle | SlotState::Closed | SlotState::Unspecified)
+}
+
+/// States that wait on the venue and therefore carry a deadline.
+pub fn is_waiting(state: SlotState) -> bool {
+    matches!(
+        state,
+        SlotState::EntryPending
+            | SlotState::EntryWorking
+            | SlotState::EntryCancelling
+            | SlotState::ExitPending
+            | SlotState::ExitWorking
+            | SlotState::ExitCancelling
+    )
+}
+
+/// A finished order kept so that repeats and late fills are recognised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retired {
+    pub client_order_id: Id,
+    pub venue_order_id: Option<Id>,
+    pub slot: u32,
+    pub trade_id: Option<Id>,
+    pub status: OrderStatus,
+    pub seen_event_ids: EventIds,
+    pub symbol: Id,
+}
+
+/// Where an order id points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderLoc {
+    /// The active order of this slot.
+    Live(u32),
+    /// Retirement number (index into the retired ring plus its base).
+    Retired(u64),
+}

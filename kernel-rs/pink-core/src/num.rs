@@ -1,0 +1,334 @@
+//! Exact decimal arithmetic.
+//!
+//! `rust_decimal` silently rounds when a sum or product needs more than 28
+//! significant digits. Money must never be rounded behind our back, so every
+//! addition, subtraction and multiplication on a money path goes through the
+//! functions here: they return the exact result or `None`, never a rounded
+//! one. The only rounding in the kernel is explicit (`div_round`).
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Largest mantissa a `Decimal` holds (2^96 - 1).
+const MAX_MANTISSA: i128 = 79_228_162_514_264_337_593_543_950_335;
+/// Largest scale a `Decimal` holds.
+const MAX_SCALE: u32 = 28;
+
+/// 10^0 ..= 10^38: every power of ten an i128 holds. Built at compile time,
+/// where an out-of-range index or overflow is a build error, not a panic.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const POW10: [i128; 39] = {
+    let mut table = [1_i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+fn pow10(exp: u32) -> Option<i128> {
+    POW10.get(exp as usize).copied()
+}
+
+/// Mantissa and scale with trailing zeros removed.
+fn trimmed(value: Decimal) -> (i128, u32) {
+    let normal = value.normalize();
+    (normal.mantissa(), normal.scale())
+}
+
+/// Builds a decimal from an exact mantissa/scale, shedding trailing zeros if
+/// that is what it takes to fit; `None` if it cannot be represented exactly.
+fn build(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {
+    while scale > MAX_SCALE || mantissa.unsigned_abs() > MAX_MANTISSA.unsigned_abs() {
+        if scale == 0 || mantissa % 10 != 0 {
+            return None;
+        }
+        mantissa /= 10;
+        scale = scale.saturating_sub(1);
+    }
+    Decimal::try_from_i128_with_scale(mantissa, scale).ok()
+}
+
+/// Two mantissas at a common scale.
+fn align((ma, sa): (i128, u32), (mb, sb): (i128, u32)) -> Option<(i128, i128, u32)> {
+    if sa == sb {
+        return Some((ma, mb, sa));
+    }
+    let scale = sa.max(sb);
+    let ma = ma.checked_mul(pow10(scale.checked_sub(sa)?)?)?;
+    let mb = mb.checked_mul(pow10(scale.checked_sub(sb)?)?)?;
+    Some((ma, mb, scale))
+}
+
+/// Applies `op` to the aligned mantissas; if alignment or the result does not
+/// fit, tries again with trailing zeros removed (the slow path).
+fn combine(a: Decimal, b: Decimal, op: fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
+    let fast = align((a.mantissa(), a.scale()), (b.mantissa(), b.scale()))
+        .and_then(|(ma, mb, scale)| build(op(ma, mb)?, scale));
+    if fast.is_some() {
+        return fast;
+    }
+    let (ma, mb, scale) = align(trimmed(a), trimmed(b))?;
+    build(op(ma, mb)?, scale)
+}
+
+/// `a + b`, exactly.
+pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    combine(a, b, i128::checked_add)
+}
+
+/// `a - b`, exactly.
+pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
+    combine(a, b, i128::checked_sub)
+}
+
+/// `a * b`, exactly.
+pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let fast = a.mantissa().checked_mul(b.mantissa()).and_then(|m| build(m, a.scale().checked_add(b.scale())?));
+    if fast.is_some() {
+        return fast;
+    }
+    let (ma, sa) = trimmed(a);
+    let (mb, sb) = trimmed(b);
+    build(ma.checked_mul(mb)?, sa.checked_add(sb)?)
+}
+
+/// `-a`.
+pub fn neg(a: Decimal) -> Decimal {
+    let mut negated = a;
+    negated.set_sign_negative(!a.is_sign_negative());
+    negated.normalize()
+}
+
+/// `a / b` rounded half-to-even to `dp` decimal places: the one deliberate
+/// rounding (average prices, cost released by a partial exit).
+pub fn div_round(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    if b.is_zero() {
+        return None;
+    }
+    let quotient = a.checked_div(b)?;
+    Some(quotient.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven))
+}
+
+/// Largest multiple of `step` that is <= `value` (for positive inputs).
+pub fn floor_to_step(value: Decimal, step: Decimal) -> Option<Decimal> {
+    if step <= Decimal::ZERO {
+        return None;
+    }
+    let units = value.checked_div(step)?.floor();
+    mul(units, step)
+}
+
+/// Whether `value` is a whole multiple of `step`.
+pub fn is_multiple(value: Decimal, step: Decimal) -> bool {
+    if step <= Decimal::ZERO {
+        return false;
+    }
+    match value.checked_rem(step) {
+        Some(rem) => rem.is_zero(),
+        None => false,
+    }
+}
+
+/// Number of significant digits of the trimmed mantissa.
+pub fn significant_digits(value: Decimal) -> u32 {
+    let (mantissa, _) = trimmed(value);
+    let mut digits: u32 = 1;
+    let mut rest = mantissa.unsigned_abs() / 10;
+    while rest > 0 {
+        digits = digits.saturating_add(1);
+        rest /= 10;
+    }
+    digits
+}
+
+/// Canonical text of a decimal: no trailing zeros, no "-0". (Hand-placed
+/// decimal point over itoa's digits: this runs for every decimal the kernel
+/// encodes, and `Display` costs several times more.)
+pub fn to_text(value: Decimal) -> String {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value.mantissa().unsigned_abs());
+    let scale = value.scale() as usize;
+    // Split into integer and fraction digits, padding the fraction with zeros.
+    let (int_part, frac_padding, frac_digits) = match digits.len().checked_sub(scale) {
+        Some(split) => (digits.get(..split).unwrap_or(""), 0, digits.get(split..).unwrap_or("")),
+        None => ("", scale.saturating_sub(digits.len()), digits),
+    };
+    let frac_digits = frac_digits.trim_end_matches('0');
+    let frac_padding = if frac_digits.is_empty() { 0 } else { frac_padding };
+    let int_part = int_part.trim_start_matches('0');
+    if int_part.is_empty() && frac_digits.is_empty() {
+        return "0".to_owned();
+    }
+    let mut text = String::with_capacity(digits.len().saturating_add(4));
+    if value.is_sign_negative() {
+        text.push('-');
+    }
+    text.push_str(if int_part.is_empty() { "0" } else { int_part });
+    if !frac_digits.is_empty() {
+        text.push('.');
+        text.extend(std::iter::repeat_n('0', frac_padding));
+        text.push_str(frac_digits);
+    }
+    text
+}
+
+/// Parse failure of decimal text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Empty,
+    TooLong,
+    Syntax,
+    TooManyFractionDigits,
+    TooPrecise,
+}
+
+impl ParseError {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ParseError::Empty => "is empty",
+            ParseError::TooLong => "is longer than 48 characters",
+            ParseError::Syntax => {
+                "is not a plain decimal (optional '-', digits, optional '.' and digits; no exponent, NaN or Infinity)"
+            }
+            ParseError::TooManyFractionDigits => "has more than 18 fractional digits",
+            ParseError::TooPrecise => "has more than 28 significant digits",
+        }
+    }
+}
+
+/// Parses the wire grammar of `pink.v1.Decimal`.
+pub fn parse(text: &str) -> Result<Decimal, ParseError> {
+    if text.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if text.len() > 48 {
+        return Err(ParseError::TooLong);
+    }
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let (int_part, frac_part) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only(int_part) {
+        return Err(ParseError::Syntax);
+    }
+    if let Some(frac) = frac_part {
+        if !digits_only(frac) {
+            return Err(ParseError::Syntax);
+        }
+        if frac.len() > 18 {
+            return Err(ParseError::TooManyFractionDigits);
+        }
+    }
+    let value = Decimal::from_str_exact(text).map_err(|_| ParseError::TooPrecise)?;
+    if significant_digits(value) > 28 {
+        return Err(ParseError::TooPrecise);
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn add_is_exact_where_rust_decimal_rounds() {
+        let big = d("1000000000000");
+        let tiny = d("0.0000000000000000000001");
+        assert_eq!(add(big, tiny), None, "needs 35 digits: must fail, not round");
+        assert_eq!(add(d("0.1"), d("0.2")), Some(d("0.3")));
+    }
+
+    #[test]
+    fn mul_is_exact_or_none() {
+        assert_eq!(mul(d("1.5"), d("2.25")), Some(d("3.375")));
+        let a = d("12345678901234.12345678901234");
+        assert_eq!(mul(a, a), None);
+    }
+
+    #[test]
+    fn parse_rejects_non_plain_forms() {
+        for bad in ["", "1e5", "NaN", "inf", "+1", " 1", "1.", ".5", "1..2", "--1", "0x10", "1\u{0}"] {
+            assert!(parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+        assert_eq!(parse("-12.50"), Ok(d("-12.5")));
+        assert_eq!(parse("0.1234567890123456789"), Err(ParseError::TooManyFractionDigits));
+        assert!(matches!(parse("99999999999999999999999999999"), Err(ParseError::TooPrecise)));
+    }
+
+    #[test]
+    fn to_text_is_canonical() {
+        for (value, text) in [
+            (Decimal::new(0, 5), "0"),
+            (Decimal::new(-0, 2), "0"),
+            (Decimal::new(12, 5), "0.00012"),
+            (Decimal::new(-12, 5), "-0.00012"),
+            (Decimal::new(1200, 2), "12"),
+            (Decimal::new(1230, 2), "12.3"),
+            (Decimal::new(-1_000_000, 0), "-1000000"),
+            (Decimal::new(5, 1), "0.5"),
+            (Decimal::MAX, "79228162514264337593543950335"),
+            (Decimal::from_i128_with_scale(1, 28), "0.0000000000000000000000000001"),
+        ] {
+            assert_eq!(to_text(value), text);
+        }
+    }
+
+    #[test]
+    fn floor_to_step_rounds_down() {
+        assert_eq!(floor_to_step(d("0.0015"), d("0.001")), Some(d("0.001")));
+        assert_eq!(floor_to_step(d("3"), d("0.5")), Some(d("3")));
+        assert!(is_multiple(d("0.003"), d("0.001")));
+        assert!(!is_multiple(d("0.0031"), d("0.001")));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_122),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn add_sub_roundtrip(a in -1_000_000_000_000i64..1_000_000_000_000, sa in 0u32..12,
+                             b in -1_000_000_000_000i64..1_000_000_000_000, sb in 0u32..12) {
+            let x = Decimal::new(a, sa);
+            let y = Decimal::new(b, sb);
+            let sum = add(x, y);
+            prop_assert!(sum.is_some());
+            if let Some(s) = sum {
+                prop_assert_eq!(sub(s, y), Some(x));
+                prop_assert_eq!(s, x + y);
+            }
+        }
+
+        #[test]
+        fn mul_matches_when_representable(a in -10_000_000i64..10_000_000, sa in 0u32..8,
+                                          b in -10_000_000i64..10_000_000, sb in 0u32..8) {
+            let x = Decimal::new(a, sa);
+            let y = Decimal::new(b, sb);
+            prop_assert_eq!(mul(x, y), Some(x * y));
+        }
+
+        #[test]
+        fn to_text_matches_display(m in any::<i64>(), s in 0u32..28) {
+            let x = Decimal::new(m, s);
+            let expected = if x.is_zero() { "0".to_owned() } else { x.normalize().to_string() };
+            prop_assert_eq!(to_text(x), expected);
+        }
+
+        #[test]
+        fn parse_text_roundtrip(m in -1_000_000_000_000_000i64..1_000_000_000_000_000, s in 0u32..18) {
+            let x = Decimal::new(m, s);
+            let text = to_text(x);
+            prop_assert_eq!(parse(&text), Ok(x.normalize()));
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! Venue events: routed by order id only, deduplicated for the whole life of
+//! the order, applied with exact money, never able to revive a finished order.
+
+use rust_decimal::Decimal;
+
+use crate::input::{Fill, VenueEvent};
+use crate::kernel::{Ctx, Kernel};
+use crate::model::{is_free, Account, Book, OrderFills, OrderLoc};
+use crate::num;
+use crate::output::{Anomaly, Reject, Step};
+use crate::pb::{
+    AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, OrderStatus, QueryReason, Side, SlotState,
+    TransitionCause, VenueEventKind,
+};
+use crate::text::Id;
+
+/// Everything a fill changes, computed before anything is committed.
+struct FillPlan {
+    applied: Decimal,
+    excess: Decimal,
+    fills: OrderFills,
+    book: Book,
+    account: Account,
+    /// Gross realized PnL booked (exit fills only) with capital before/after.
+    pnl: Option<(Decimal, Decimal, Decimal)>,
+    /// Fee booked with capital before/after.
+    fee: Option<(Decimal, Decimal, Decimal)>,
+}
+
+fn ovf(what: &str) -> Reject {
+    Reject::overflow(what)
+}
+
+impl Kernel {
+    pub(crate) fn on_venue_event(&mut self, cx: &mut Ctx<'_>, event: VenueEvent) -> Step {
+        let slot_id = match self.route(&event)? {
+            OrderLoc::Live(slot_id) => slot_id,
+            OrderLoc::Retired(number) => return Err(self.retired_event(number, &event)),
+        };
+        let index = self.slot_index(slot_id)?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let order = slot.order.as_ref().ok_or_else(|| {
+            Kernel::conflict(
+                AnomalyKind::StateConflict,
+                DiagnosticCode::StateConflict,
+                format!("order index points at slot {slot_id} which has no active order"),
+                true,
+            )
+        })?;
+        if let Some(symbol) = &event.symbol {
+            if *symbol != order.symbol {
+                return Err(Kernel::conflict(
+                    AnomalyKind::OrderMismatch,
+                    DiagnosticCode::OrderMismatch,
+                    format!("event symbol {symbol} does not match order {} ({})", order.client_order_id, order.symbol),
+                    true,
+                ));
+            }
+        }
+        if let (Some(theirs), Some(ours)) = (&event.venue_order_id, &order.venue_order_id) {
+            if theirs != ours {
+                return Err(Kernel::conflict(
+                    AnomalyKind::OrderMismatch,
+                    DiagnosticCode::OrderMismatch,
+                    format!("event venue order id {theirs} does not match order {} ({ours})", order.client_order_id),
+                    true,
+                ));
+            }
+        }
+        if order.seen_event_ids.contains(&event.event_id) {
+            let message = format!("venue event {} was already applied to {}", event.event_id, order.client_order_id);
+            let anomaly = Anomaly::new(AnomalyKind::DuplicateEvent, message.clone())
+                .slot(slot.id, slot.trade_id.as_ref())
+                .order(&order.client_order_id)
+                .event(&event.event_id);
+            return Err(Reject::new(DiagnosticCode::DuplicateEvent, message).with(anomaly));
+        }
+        match event.kind {
+            VenueEventKind::OrderAccepted => self.on_accepted(cx, index, &event),
+            VenueEventKind::OrderRejected => self.on_rejected(cx, index, &event),
+            VenueEventKind::PartialFill | VenueEventKind::Fill => self.on_fill(cx, index, &event),
+            VenueEventKind::Cancelled | VenueEventKind::Expired => self.on_final(cx, index, &event),
+            VenueEventKind::CancelRejected => self.on_cancel_rejected(cx, index, &event),
+            VenueEventKind::Unspecified => Err(Reject::field("venue_event.kind", "is required")),
+        }
+    }
+
+    /// Finds the order an event is about, by client order id or venue order id.
+    fn route(&self, event: &VenueEvent) -> Step<OrderLoc> {
+        let unknown = |what: &str| {
+            let message = format!("no order with {what}: the event is not applied");
+            let anomaly = Anomaly::new(AnomalyKind::UnknownOrder, message.clone()).event(&event.event_id).reconcile();
+            Reject::new(DiagnosticCode::UnknownOrder, message).with(anomaly)
+        };
+        let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
+        match &event.client_order_id {
+            Some(cid) => {
+                if let Some(mapped) = by_venue {
+                    if mapped != cid {
+                        return Err(Kernel::conflict(
+                            AnomalyKind::OrderMismatch,
+                            DiagnosticCode::OrderMismatch,
+                            format!("venue order id belongs to {mapped}, the event names {cid}"),
+                            true,
+                        ));
+                    }
+                }
+                self.orders.get(cid).copied().ok_or_else(|| unknown(&format!("client order id {cid}")))
+            }
+            None => {
+                let venue_id = event.venue_order_id.as_deref().unwrap_or("");
+                by_venue
+                    .and_then(|cid| self.orders.get(cid).copied())
+                    .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))
+            }
+        }
+    }
+
+    /// An event about a finished order: never applied, always explained.
+    fn retired_event(&self, number: u64, event: &VenueEvent) -> Reject {
+        let Some(retired) = self.retired_at(number) else {
+            return Reject::new(DiagnosticCode::UnknownOrder, "retired order is no longer remembered");
+        };
+        let base = |kind: AnomalyKind, message: String| {
+            Anomaly::new(kind, message)
+                .slot(retired.slot, retired.trade_id.as_ref())
+                .order(&retired.client_order_id)
+                .event(&event.event_id)
+        };
+        if retired.seen_event_ids.contains(&event.event_id) {
+            let message = format!("venue event {} was already applied to {}", event.event_id, retired.client_order_id);
+            return Reject::new(DiagnosticCode::DuplicateEvent, message.clone())
+                .with(base(AnomalyKind::DuplicateEvent, message));
+        }
+        if matches!(event.kind, VenueEventKind::PartialFill | VenueEventKind::Fill) {
+            let slot = self.slots.get(retired.slot as usize);
+            let trade_live = slot.is_some_and(|s| s.trade_id == retired.trade_id && !is_free(s.state));
+            if trade_live {
+                let message = format!(
+                    "fill {} for order {} which already finished ({}); not booked",
+                    event.event_id,
+                    retired.client_order_id,
+                    retired.status.as_str_name()
+                );
+                return Reject::new(DiagnosticCode::FillAfterTerminal, message.clone())
+                    .with(base(AnomalyKind::FillAfterTerminal, message).reconcile());
+            }
+            let message = format!(
+                "late fill {} for order {} of trade {} which is over; not booked",
+                event.event_id,
+                retired.client_order_id,
+                retired.trade_id.as_deref().unwrap_or("-")
+            );
+            return Reject::new(DiagnosticCode::LateFill, message.clone())
+                .with(base(AnomalyKind::LateFill, message).reconcile());
+        }
+        let message = format!(
+            "{} for order {} which already finished ({})",
+            event.kind.as_str_name(),
+            retired.client_order_id,
+            retired.status.as_str_name()
+        );
+        Reject::new(DiagnosticCode::StaleEvent, message.clone()).with(base(AnomalyKind::StaleEvent, message))
+    }
+
+    /// Commits what every applied event records on its order.
+    fn note_event(&mut self, index: usize, event: &VenueEvent) {
+        let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) else { return };
+        order.seen_event_ids.insert(event.event_id.clone());
+        order.last_exchange_time = Some(event.exchange_time);
+        if order.venue_order_id.is_none() {
+            if let Some(venue_id) = &event.venue_order_id {
+                order.venue_order_id = Some(venue_id.clone());
+                self.venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
+            }
+        }
+    }
+
+    /// The venue id would be learned and it is taken by another order.
+    fn check_venue_id(&self, index: usize, event: &VenueEvent) -> Step {
+        let (Some(venue_id), Some(order)) =
+            (&event.venue_order_id, self.slots.get(index).and_then(|s| s.order.as_ref()))
+        else {
+            return Ok(());
+        };
+        match self.venue_ids.get(venue_id) {
+            Some(owner) if *owner != order.client_order_id => Err(Kernel::conflict(
+                AnomalyKind::OrderMismatch,
+                DiagnosticCode::OrderMismatch,
+                format!("venue order id {venue_id} already belongs to {owner}"),
+                true,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn waiting_state(purpose: OrderPurpose, pending: bool) -> SlotState {
+        match (purpose, pending) {
+            (OrderPurpose::Exit, true) => SlotState::ExitPending,
+            (OrderPurpose::Exit, false) => SlotState::ExitWorking,
+            (_, true) => SlotState::EntryPending,
+            (_, false) => SlotState::EntryWorking,
+        }
+    }
+
+    fn on_accepted(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        self.check_venue_id(index, event)?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        let learns_id = order.venue_order_id.is_none() && event.venue_order_id.is_some();
+        if order.status != OrderStatus::PendingNew {
+            if !learns_id {
+                let message =
+                    format!("ack for {} which is already {}", order.client_order_id, order.status.as_str_name());
+                let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
+                    .slot(slot.id, slot.trade_id.as_ref())
+                    .order(&order.client_order_id)
+                    .event(&event.event_id);
+                return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
+            }
+            // A late ack still teaches us the venue id.
+            self.note_event(index, event);
+            self.touch_slot(cx, index);
+            return Ok(());
+        }
+        let cid = order.client_order_id.clone();
+        let purpose = order.purpose;
+        let state = slot.state;
+        self.note_event(index, event);
+        if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
+            order.status = OrderStatus::Accepted;
+        }
+        if matches!(state, SlotState::EntryPending | SlotState::ExitPending) {
+            self.transition(cx, index, Self::waiting_state(purpose, false), TransitionCause::OrderAccepted, Some(&cid));
+        } else {
+            self.touch_slot(cx, index);
+            self.rearm_deadline(cx, index);
+        }
+        Ok(())
+    }
+
+    fn on_rejected(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        self.check_venue_id(index, event)?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        if !order.fills.filled.is_zero() || !matches!(order.status, OrderStatus::PendingNew | OrderStatus::Accepted) {
+            let message = format!(
+                "venue rejected {} which is {} with {} filled; not applied",
+                order.client_order_id,
+                order.status.as_str_name(),
+                num::to_text(order.fills.filled)
+            );
+            return Err(Reject::new(DiagnosticCode::StateConflict, message.clone()).with(
+                Anomaly::new(AnomalyKind::StateConflict, message)
+                    .slot(slot.id, slot.trade_id.as_ref())
+                    .order(&order.client_order_id)
+                    .event(&event.event_id)
+                    .reconcile(),
+            ));
+        }
+        self.note_event(index, event);
+        if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
+            order.status = OrderStatus::Rejected;
+            order.venue_final = true;
+        }
+        self.resolve_order(cx, index, TransitionCause::OrderRejected);
+        Ok(())
+    }
+
+    fn plan_fill(&self, index: usize, fill: &Fill, cumulative: Decimal) -> Step<FillPlan> {
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let order = slot.order.as_ref().ok_or_else(|| Reject::new(DiagnosticCode::StateConflict, "no active order"))?;
+        let remaining = num::sub(order.quantity, order.fills.filled).ok_or_else(|| ovf("remaining quantity"))?;
+        let applied = fill.quantity.min(remaining);
+        let excess = num::sub(fill.quantity, applied).ok_or_else(|| ovf("overfill"))?;
+        let notional = num::mul(applied, fill.price).ok_or_else(|| ovf("fill notional"))?;
+        let fills = OrderFills {
+            filled: num::add(order.fills.filled, applied).ok_or_else(|| ovf("filled quantity"))?,
+            notional: num::add(order.fills.notional, notional).ok_or_else(|| ovf("order notional"))?,
+            fees: num::add(order.fills.fees, fill.fee).ok_or_else(|| ovf("order fees"))?,
+            venue_cumulative: order.fills.venue_cumulative.max(cumulative),
+        };
+        let mut book = slot.book;
+        let mut account = self.account;
+        let mut pnl = None;
+        if order.purpose == OrderPurpose::Entry {
+            book.position = num::add(book.position, applied).ok_or_else(|| ovf("position"))?;
+            book.entry_quantity = num::add(book.entry_quantity, applied).ok_or_else(|| ovf("entry quantity"))?;
+            book.entry_notional = num::add(book.entry_notional, notional).ok_or_else(|| ovf("entry notional"))?;
+            book.cost_basis = num::add(book.cost_basis, notional).ok_or_else(|| ovf("cost basis"))?;
+        } else {
+            // Release cost pro rata; the last exit releases exactly what is left,
+            // so a trade's total PnL is exact whatever its legs.
+            let released = if applied >= book.position {
+                book.cost_basis
+            } else {
+                let scaled = num::mul(book.cost_basis, applied).ok_or_else(|| ovf("released cost"))?;
+                num::div_round(scaled, book.position, self.cfg.pnl_scale).ok_or_else(|| ovf("released cost"))?
+            };
+            let gross = match slot.side {
+                Side::Short => num::sub(released, notional),
+                _ => num::sub(notional, released),
+            }
+            .ok_or_else(|| ovf("realized PnL"))?;
+            book.position = num::sub(book.position, applied).ok_or_else(|| ovf("position"))?;
+            book.cost_basis = num::sub(book.cost_basis, released).ok_or_else(|| ovf("cost basis"))?;
+            book.exit_quantity = num::add(book.exit_quantity, applied).ok_or_else(|| ovf("exit quantity"))?;
+            book.exit_notional = num::add(book.exit_notional, notional).ok_or_else(|| ovf("exit notional"))?;
+            book.realized_pnl = num::add(book.realized_pnl, gross).ok_or_else(|| ovf("realized PnL"))?;
+            book.leg_filled = num::add(book.leg_filled, applied).ok_or_else(|| ovf("leg quantity"))?;
+            let before = account.capital;
+            let after = num::add(before, gross).ok_or_else(|| ovf("capital"))?;
+            account.capital = after;
+            account.realized_pnl = num::add(account.realized_pnl, gross).ok_or_else(|| ovf("realized PnL"))?;
+            pnl = Some((gross, before, after));
+        }
+        book.fees = num::add(book.fees, fill.fee).ok_or_else(|| ovf("fees"))?;
+        let mut fee = None;
+        if !fill.fee.is_zero() {
+            let before = account.capital;
+            let after = num::sub(before, fill.fee).ok_or_else(|| ovf("capital"))?;
+            account.capital = after;
+            account.fees = num::add(account.fees, fill.fee).ok_or_else(|| ovf("fees"))?;
+            fee = Some((num::neg(fill.fee), before, after));
+        }
+        Ok(FillPlan { applied, excess, fills, book, account, pnl, fee })
+    }
+
+    fn on_fill(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        self.check_venue_id(index, event)?;
+        let fill = event.fill.ok_or_else(|| Reject::field("venue_event.last_quantity", "is required for fills"))?;
+        let cumulative = event
+            .cumulative
+            .ok_or_else(|| Reject::field("venue_event.cumulative_quantity", "is required for fills"))?;
+        let plan = self.plan_fill(index, &fill, cumulative)?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        if plan.applied.is_zero() {
+            // Unreachable while live orders are never complete; kept as a loud guard.
+            let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id);
+            return Err(Reject::new(DiagnosticCode::Overfill, message.clone())
+                .with(Anomaly::new(AnomalyKind::Overfill, message).slot(slot.id, slot.trade_id.as_ref()).reconcile()));
+        }
+        let slot_id = slot.id;
+        let trade_id = slot.trade_id.clone();
+        let cid = order.client_order_id.clone();
+        let symbol = order.symbol.clone();
+        let was_pending = matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending);
+        let purpose = order.purpose;
+        // Commit.
+        self.note_event(index, event);
+        let complete = {
+            let Some(slot) = self.slots.get_mut(index) else { return Ok(()) };
+            slot.book = plan.book;
+            let Some(order) = slot.order.as_mut() else { return Ok(()) };
+            order.fills = plan.fills;
+            if event.kind == VenueEventKind::Fill {
+                order.venue_final = true;
+            }
+            let complete = order.is_complete();
+            order.status = if complete || event.kind == VenueEventKind::Fill {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::PartiallyFilled
+            };
+            complete
+        };
+        self.account = plan.account;
+        cx.out.account_changed = true;
+        if let Some((amount, before, after)) = plan.pnl {
+            self.book(
+                cx,
+                LedgerEntryKind::RealizedPnl,
+                amount,
+                before,
+                after,
+                Some(slot_id),
+                Some(&cid),
+                Some(&event.event_id),
+                Some(&symbol),
+            );
+        }
+        if let Some((amount, before, after)) = plan.fee {
+            self.book(
+                cx,
+                LedgerEntryKind::Fee,
+                amount,
+                before,
+                after,
+                Some(slot_id),
+                Some(&cid),
+                Some(&event.event_id),
+                Some(&symbol),
+            );
+        }
+        if !plan.excess.is_zero() {
+            cx.out.anomalies.push(
+                Anomaly::new(
+                    AnomalyKind::Overfill,
+                    format!("{cid} filled {} beyond its quantity; the excess is not booked", num::to_text(plan.excess)),
+                )
+                .slot(slot_id, trade_id.as_ref())
+                .order(&cid)
+                .event(&event.event_id)
+                .reconcile(),
+            );
+        }
+        let gap = plan.fills.venue_cumulative > plan.fills.filled;
+        if gap && !complete {
+            cx.out.anomalies.push(
+                Anomaly::new(
+                    AnomalyKind::FillGap,
+                    format!(
+                        "venue reports {} filled for {cid}, {} applied so far",
+                        num::to_text(plan.fills.venue_cumulative),
+                        num::to_text(plan.fills.filled)
+                    ),
+                )
+                .slot(slot_id, trade_id.as_ref())
+                .order(&cid),
+            );
+        }
+        let cause =
+            if event.kind == VenueEventKind::Fill { TransitionCause::Fill } else { TransitionCause::PartialFill };
+        if complete {
+            self.resolve_order(cx, index, cause);
+        } else {
+            if was_pending {
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(&cid));
+            } else {
+                self.touch_slot(cx, index);
+                if let Some(slot) = self.slots.get_mut(index) {
+                    slot.deadline_misses = 0;
+                }
+                self.rearm_deadline(cx, index);
+            }
+            let venue_final = self.slots.get(index).and_then(|s| s.order.as_ref()).is_some_and(|o| o.venue_final);
+            if gap && venue_final {
+                self.order_command(cx, index, Some(QueryReason::FillGap));
+            }
+        }
+        Ok(())
+    }
+
+    /// CANCELLED or EXPIRED: final at the venue; resolves once every reported
+    /// fill is applied, otherwise asks for the missing fills.
+    fn on_final(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        self.check_venue_id(index, event)?;
+        let cumulative = event
+            .cumulative
+            .ok_or_else(|| Reject::field("venue_event.cumulative_quantity", "is required for CANCELLED and EXPIRED"))?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        let slot_id = slot.id;
+        let trade_id = slot.trade_id.clone();
+        let cid = order.client_order_id.clone();
+        let behind = cumulative < order.fills.filled;
+        self.note_event(index, event);
+        let complete = {
+            let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) else { return Ok(()) };
+            order.venue_final = true;
+            order.cancel_requested = false;
+            order.fills.venue_cumulative = order.fills.venue_cumulative.max(cumulative);
+            order.status =
+                if event.kind == VenueEventKind::Expired { OrderStatus::Expired } else { OrderStatus::Cancelled };
+            order.is_complete()
+        };
+        if behind {
+            cx.out.anomalies.push(
+                Anomaly::new(
+                    AnomalyKind::StateConflict,
+                    format!(
+                        "venue reports {} filled for {cid} at its end, fewer than the fills applied",
+                        num::to_text(cumulative)
+                    ),
+                )
+                .slot(slot_id, trade_id.as_ref())
+                .order(&cid)
+                .event(&event.event_id)
+                .reconcile(),
+            );
+        }
+        let cause =
+            if event.kind == VenueEventKind::Expired { TransitionCause::Expired } else { TransitionCause::Cancelled };
+        if complete {
+            self.resolve_order(cx, index, cause);
+            return Ok(());
+        }
+        cx.out.anomalies.push(
+            Anomaly::new(
+                AnomalyKind::FillGap,
+                format!(
+                    "{cid} ended with {} filled at the venue; waiting for the missing fills",
+                    num::to_text(cumulative)
+                ),
+            )
+            .slot(slot_id, trade_id.as_ref())
+            .order(&cid),
+        );
+        self.touch_slot(cx, index);
+        self.rearm_deadline(cx, index);
+        self.order_command(cx, index, Some(QueryReason::FillGap));
+        Ok(())
+    }
+
+    /// The venue refused the cancel: the order is working or already done.
+    /// Go back to working and ask; a fill (or the query) resolves it.
+    fn on_cancel_rejected(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        self.check_venue_id(index, event)?;
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        if !order.cancel_requested {
+            let message = format!("cancel reject for {} with no cancel pending", order.client_order_id);
+            let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
+                .slot(slot.id, slot.trade_id.as_ref())
+                .order(&order.client_order_id)
+                .event(&event.event_id);
+            return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
+        }
+        let cid = order.client_order_id.clone();
+        let to = Self::waiting_state(order.purpose, order.status == OrderStatus::PendingNew);
+        self.note_event(index, event);
+        if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
+            order.cancel_requested = false;
+        }
+        self.transition(cx, index, to, TransitionCause::CancelRejected, Some(&cid));
+        self.order_command(cx, index, Some(QueryReason::CancelRejected));
+        Ok(())
+    }
+
+    /// Used by tests and the model checker: the order id of a slot, if any.
+    pub fn active_order_id(&self, slot: u32) -> Option<Id> {
+        self.slots.get(slot as usize).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id.clone())
+    }
+}

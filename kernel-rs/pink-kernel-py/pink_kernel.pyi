@@ -1,0 +1,68 @@
+"""Typed interface of the PINK kernel binding (the compiled module ``pink_kernel``).
+
+Every message crosses the boundary as serialized ``pink.v1`` protobuf bytes:
+``KernelConfig`` and ``KernelSnapshot`` in, ``KernelInput`` in and ``Outcome`` out,
+``KernelView`` and ``KernelSnapshot`` out.
+"""
+
+from collections.abc import Sequence
+from typing import final
+
+__all__ = ["DecodeError", "Kernel", "KernelError", "__version__"]
+
+__version__: str
+
+class KernelError(ValueError):
+    """A refused configuration or snapshot, a failed invariant check, or a poisoned kernel.
+
+    ``violations`` holds every ``(field, description)`` pair when the error is about
+    fields (empty otherwise).
+    """
+
+    violations: tuple[tuple[str, str], ...]
+
+class DecodeError(ValueError):
+    """The bytes given to ``Kernel.step`` are not a serialized ``pink.v1.KernelInput``; nothing changed."""
+
+@final
+class Kernel:
+    """The deterministic PINK kernel.
+
+    Safe to share between threads (calls are serialized by a lock). After an internal
+    error (a panic in the core) the kernel is poisoned: every later call raises
+    ``KernelError``.
+    """
+
+    def __new__(cls, config: bytes) -> Kernel:
+        """A fresh kernel from a serialized ``pink.v1.KernelConfig``; raises ``KernelError`` listing every violation."""
+
+    def step(self, input: bytes) -> bytes:
+        """Apply one serialized ``pink.v1.KernelInput`` and return the serialized ``pink.v1.Outcome``.
+
+        Field violations come back as an ``INVALID_INPUT`` outcome; bytes that are not a
+        ``KernelInput`` raise ``DecodeError``. A rejected input never changes the state.
+        """
+
+    def view(self, slots: Sequence[int], *, account: bool = False, control: bool = False) -> bytes:
+        """Post-state as a serialized ``pink.v1.KernelView``.
+
+        Holds the given slots (unknown ids skipped, valuations derived from the last mark
+        prices), and the account and control when asked for.
+        """
+
+    def snapshot(self) -> bytes:
+        """The whole state as a serialized ``pink.v1.KernelSnapshot``."""
+
+    @staticmethod
+    def restore(snapshot: bytes) -> Kernel:
+        """A kernel from a serialized ``pink.v1.KernelSnapshot``; raises ``KernelError`` when it is invalid."""
+
+    def state_hash(self) -> str:
+        """Hex SHA-256 of the canonical snapshot: equal states have equal hashes."""
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence of the last accepted input (0 before the first)."""
+
+    def check_invariants(self) -> None:
+        """Check every kernel invariant; raises ``KernelError`` with the reason when one fails."""

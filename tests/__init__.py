@@ -1,0 +1,1 @@
+"""PINK test suite."""

@@ -1,0 +1,1 @@
+"""Tests of the kernel binding (pink_kernel)."""
