@@ -104,8 +104,12 @@ test:
 	$(MAKE) py-test
 
 bench: install
-	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-bench
-	$(BIN)/python -m bench.pyo3_bench
+	@mkdir -p bench/results $(STAMPS)
+	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-bench -- \
+		--out bench/results/kernel_rust.json --export $(STAMPS)/bench_inputs.bin
+	$(BIN)/python -m bench.pyo3_bench --inputs $(STAMPS)/bench_inputs.bin --out bench/results/kernel_pyo3.json
+	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify -- \
+		--record bench/results/model_check.json
 
 run: install
 	$(BIN)/python -m services.kernel.demo

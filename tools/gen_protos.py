@@ -7,8 +7,10 @@ moves the modules flat into ``services/common/proto`` so they import as
 
 * in ``.py`` files, import statements of ``pink.v1`` modules
   (``from pink.v1 import X_pb2 ...`` / ``import pink.v1.X_pb2 ...``) point at
-  ``services.common.proto``; every other line, the serialized descriptors above all,
-  is written byte for byte as protoc produced it;
+  ``services.common.proto``, and so does the module name protoc passes to
+  ``_builder.BuildTopDescriptorsAndMessages`` (it becomes the message classes'
+  ``__module__``, which pickling relies on); every other line, the serialized
+  descriptors above all, is written byte for byte as protoc produced it;
 * in ``.pyi`` files, every ``pink.v1.<name>_pb2`` module reference does the same.
 
 Stale generated files are removed first. Usage: ``python tools/gen_protos.py``.
@@ -34,6 +36,8 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 # `from pink.v1 import x_pb2 [as y]` and `import pink.v1.x_pb2 [as y]`, whole lines.
 _FROM_IMPORT = re.compile(r"^(?P<indent>\s*)from pink\.v1 import (?P<rest>\w+_pb2(?:_grpc)?\b.*)$")
 _PLAIN_IMPORT = re.compile(r"^(?P<indent>\s*)import pink\.v1\.(?P<rest>\w+_pb2(?:_grpc)?\b.*)$")
+# The module name given to the descriptor builder: _builder.Build...(DESCRIPTOR, 'pink.v1.x_pb2', _globals).
+_BUILDER_MODULE = re.compile(r"^(?P<head>_builder\.\w+\(DESCRIPTOR, ')pink\.v1\.(?P<tail>\w+_pb2', _globals\))$")
 # A module reference anywhere in a stub: pink.v1.x_pb2 (not part of a longer dotted name).
 _STUB_REFERENCE = re.compile(r"(?<![\w.])pink\.v1\.(?=\w+_pb2(?:_grpc)?\b)")
 # Anything still naming a pink.v1 module after rewriting is a bug of this script.
@@ -61,6 +65,10 @@ def rewrite_python(text: str) -> str:
     for line in lines:
         body = line.rstrip("\r\n")
         ending = line[len(body) :]
+        builder = _BUILDER_MODULE.match(body)
+        if builder is not None:
+            out.append(f"{builder['head']}{OUT_PACKAGE}.{builder['tail']}{ending}")
+            continue
         match = _FROM_IMPORT.match(body) or _PLAIN_IMPORT.match(body)
         if match is None:
             out.append(line)

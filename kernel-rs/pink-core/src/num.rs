@@ -222,11 +222,19 @@ pub fn parse(text: &str) -> Result<Decimal, ParseError> {
             return Err(ParseError::TooManyFractionDigits);
         }
     }
-    let value = Decimal::from_str_exact(text).map_err(|_| ParseError::TooPrecise)?;
-    if significant_digits(value) > 28 {
+    // Significant digits, counted on the text: leading zeros (and the point)
+    // and trailing fraction zeros do not count.
+    let digits = body.bytes().filter(u8::is_ascii_digit);
+    let total = digits.clone().count();
+    let leading = body.bytes().take_while(|b| *b == b'0' || *b == b'.').filter(u8::is_ascii_digit).count();
+    let trailing = match frac_part {
+        Some(frac) => frac.bytes().rev().take_while(|b| *b == b'0').count(),
+        None => 0,
+    };
+    if total.saturating_sub(leading).saturating_sub(trailing) > 28 {
         return Err(ParseError::TooPrecise);
     }
-    Ok(value)
+    Decimal::from_str_exact(text).map_err(|_| ParseError::TooPrecise)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn is_printable(c: char) -> bool {
 }
 
 fn check(value: &str, min: usize, max: usize, ok: fn(char) -> bool, what: &str) -> Result<(), String> {
-    let len = value.chars().count();
+    let len = if value.is_ascii() { value.len() } else { value.chars().count() };
     if len < min {
         return Err(if min == 1 { "is required".to_owned() } else { format!("must be at least {min} characters") });
     }

@@ -320,57 +320,9 @@ mod tests {
         assert_eq!(guarded(|| 7), Ok(7));
     }
 
-    /// Minimal protobuf writer for the test config (the binding crate does
-    /// not depend on prost).
-    fn varint(mut value: u64, out: &mut Vec<u8>) {
-        while value >= 0x80 {
-            out.push((value as u8) | 0x80);
-            value >>= 7;
-        }
-        out.push(value as u8);
-    }
-
-    fn number(field: u64, value: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        varint(field << 3, &mut out);
-        varint(value, &mut out);
-        out
-    }
-
-    fn bytes(field: u64, value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        varint((field << 3) | 2, &mut out);
-        varint(value.len() as u64, &mut out);
-        out.extend_from_slice(value);
-        out
-    }
-
-    fn decimal(field: u64, value: &str) -> Vec<u8> {
-        bytes(field, &bytes(1, value.as_bytes()))
-    }
-
-    fn seconds(field: u64, value: u64) -> Vec<u8> {
-        bytes(field, &number(1, value))
-    }
-
     fn sample_kernel() -> Kernel {
-        let control = [number(2, 1), decimal(4, "5"), decimal(5, "1000"), number(6, 2), bytes(7, b"BTC-USDT")].concat();
-        let config = [
-            bytes(1, b"pk"),
-            number(2, 2),
-            bytes(3, b"USDT"),
-            decimal(4, "100"),
-            bytes(5, &control),
-            decimal(6, "10"),
-            seconds(7, 5),
-            seconds(8, 5),
-            seconds(9, 5),
-            seconds(10, 5),
-            seconds(11, 60),
-            number(12, 16),
-            number(13, 10),
-        ]
-        .concat();
+        use prost::Message;
+        let config = pink_core::snapshot::config_message(&pink_core::testkit::config(2)).encode_to_vec();
         Kernel::wrap(pink_core::Kernel::from_config_bytes(&config).expect("the sample config is valid"))
     }
 

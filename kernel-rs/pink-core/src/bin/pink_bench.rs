@@ -7,7 +7,8 @@
 //! mark, exit, ack, fill, mark. It is recorded once with the test driver and
 //! replayed on fresh kernels, which determinism makes exact.
 //!
-//! Usage: pink-bench [--inputs N] [--rounds N] [--out PATH] [--export PATH] [--only-step]
+//! Usage: pink-bench [--inputs N] [--rounds N] [--out PATH] [--export PATH]
+//!                   [--only-step | --only-bytes | --by-kind | --marks]
 //! --export writes the config and the encoded inputs (u32 little-endian
 //! length prefixes) for the PyO3 benchmark.
 
@@ -187,22 +188,27 @@ fn main() {
     // Inputs are replayed in cache-sized chunks: a live kernel steps each input
     // right after decoding it, so a replay that streams 100 MB of cold inputs
     // would measure memory bandwidth, not the kernel.
-    let step_rate = best_rate(rounds, || {
-        let mut kernel = start.clone();
-        let mut out = pink_core::output::Output::default();
-        let mut secs = 0.0;
-        for chunk in inputs.chunks(CHUNK) {
-            let batch = chunk.to_vec();
-            let began = Instant::now();
-            for input in batch {
-                kernel.step_into(input, &mut out);
-                std::hint::black_box(&out);
+    let only_bytes = args.iter().any(|a| a == "--only-bytes");
+    let step_rate = if only_bytes {
+        0.0
+    } else {
+        best_rate(rounds, || {
+            let mut kernel = start.clone();
+            let mut out = pink_core::output::Output::default();
+            let mut secs = 0.0;
+            for chunk in inputs.chunks(CHUNK) {
+                let batch = chunk.to_vec();
+                let began = Instant::now();
+                for input in batch {
+                    kernel.step_into(input, &mut out);
+                    std::hint::black_box(&out);
+                }
+                secs += began.elapsed().as_secs_f64();
             }
-            secs += began.elapsed().as_secs_f64();
-        }
-        assert!(kernel.check_invariants().is_ok());
-        (n, secs)
-    });
+            assert!(kernel.check_invariants().is_ok());
+            (n, secs)
+        })
+    };
     if args.iter().any(|a| a == "--marks") {
         let mut kernel = start.clone();
         let marks: Vec<Input> = (0..1_000_000i64)
@@ -228,6 +234,14 @@ fn main() {
         // Per-kind cost: each kind stepped alone against the same states.
         let mut totals = std::collections::BTreeMap::<&str, (f64, u64)>::new();
         let mut kernel = start.clone();
+        let mut out = pink_core::output::Output::default();
+        let floor = {
+            let began = Instant::now();
+            for _ in 0..100_000 {
+                std::hint::black_box(Instant::now());
+            }
+            began.elapsed().as_secs_f64() / 100_000.0
+        };
         for input in inputs.iter().cloned() {
             let kind = match &input.payload {
                 Payload::Intent(i) if matches!(i.action, pink_core::input::Action::Enter(_)) => "enter",
@@ -238,9 +252,10 @@ fn main() {
                 _ => "other",
             };
             let began = Instant::now();
-            std::hint::black_box(kernel.step(input));
+            kernel.step_into(input, &mut out);
+            std::hint::black_box(&out);
             let entry = totals.entry(kind).or_insert((0.0, 0));
-            entry.0 += began.elapsed().as_secs_f64();
+            entry.0 += began.elapsed().as_secs_f64() - floor;
             entry.1 += 1;
         }
         for (kind, (secs, count)) in totals {
@@ -268,6 +283,10 @@ fn main() {
         (n, secs)
     });
 
+    if only_bytes {
+        println!("decode + step + encode: {bytes_rate:.0} inputs/s");
+        return;
+    }
     let big = ten_thousand_slots();
     let mut snapshot = Vec::new();
     let mut snapshot_ms = f64::MAX;

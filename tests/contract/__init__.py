@@ -1,0 +1,1 @@
+"""Tests of the pink.v1 contract as the Python services see it."""
