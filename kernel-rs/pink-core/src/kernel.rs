@@ -562,26 +562,26 @@ impl Kernel {
                 slot.next_exit_leg = slot.next_exit_leg.saturating_add(1);
                 slot.book.leg_filled = Decimal::ZERO;
             }
-            match to {
-                SlotState::Idle => {
-                    // The entry ended with no fill: the trade never existed.
-                    slot.trade_id = None;
-                    slot.symbol = None;
-                    slot.side = Side::Unspecified;
-                    slot.book = crate::model::Book::default();
-                    slot.exit_leg_ratios.clear();
-                    slot.labels = Arc::new(BTreeMap::new());
-                    slot.open_time = None;
-                }
-                SlotState::Closed => {
-                    slot.close_time = Some(cx.now);
-                    self.account.trades_closed = self.account.trades_closed.saturating_add(1);
-                    cx.out.account_changed = true;
-                }
-                _ => {}
+            if to == SlotState::Closed {
+                slot.close_time = Some(cx.now);
+                self.account.trades_closed = self.account.trades_closed.saturating_add(1);
+                cx.out.account_changed = true;
             }
         }
+        // Recorded before an IDLE reset, so the transition still names its trade.
         self.transition(cx, index, to, cause, Some(&cid));
+        if to == SlotState::Idle {
+            if let Some(slot) = self.slots.get_mut(index) {
+                // The entry ended with no fill: the trade never existed.
+                slot.trade_id = None;
+                slot.symbol = None;
+                slot.side = Side::Unspecified;
+                slot.book = crate::model::Book::default();
+                slot.exit_leg_ratios.clear();
+                slot.labels = Arc::new(BTreeMap::new());
+                slot.open_time = None;
+            }
+        }
     }
 
     /// Reject helper for handlers that find a venue event contradicting state.

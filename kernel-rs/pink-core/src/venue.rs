@@ -458,8 +458,9 @@ impl Kernel {
         self.note_event(index, event);
         let complete = {
             let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) else { return Ok(()) };
+            // cancel_requested stays as it is: a slot that asked for the cancel
+            // stays CANCELLING until the missing fills arrive and resolve it.
             order.venue_final = true;
-            order.cancel_requested = false;
             order.fills.venue_cumulative = order.fills.venue_cumulative.max(cumulative);
             order.status =
                 if event.kind == VenueEventKind::Expired { OrderStatus::Expired } else { OrderStatus::Cancelled };
@@ -497,8 +498,18 @@ impl Kernel {
             .slot(slot_id, trade_id.as_ref())
             .order(&cid),
         );
-        self.touch_slot(cx, index);
-        self.rearm_deadline(cx, index);
+        // A final report means the venue had the order: a slot still waiting
+        // for the ack now waits for the missing fills instead.
+        let pending = self.slots.get(index).and_then(|s| Some((s.state, s.order.as_ref()?.purpose)));
+        match pending {
+            Some((SlotState::EntryPending | SlotState::ExitPending, purpose)) => {
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(&cid));
+            }
+            _ => {
+                self.touch_slot(cx, index);
+                self.rearm_deadline(cx, index);
+            }
+        }
         self.order_command(cx, index, Some(QueryReason::FillGap));
         Ok(())
     }

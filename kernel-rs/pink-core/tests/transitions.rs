@@ -123,8 +123,10 @@ fn entry_cancel_without_fill_returns_to_idle() {
     ok(&out);
     assert_eq!(moves(&out), vec![(S::EntryWorking, S::EntryCancelling, T::CancelIntent)]);
     assert!(matches!(out.commands[0].body, CommandBody::Cancel(_)));
+    let trade = drv.kernel.slot(0).unwrap().trade_id.clone();
     let out = drv.cancelled(0);
     assert_eq!(moves(&out), vec![(S::EntryCancelling, S::Idle, T::Cancelled)]);
+    assert_eq!(out.transitions[0].trade_id, trade, "the last transition still names its trade");
     let slot = drv.kernel.slot(0).unwrap();
     assert!(slot.trade_id.is_none() && slot.order.is_none() && slot.book.position.is_zero());
     assert_eq!(drv.kernel.account().active_slots, 0);
@@ -633,4 +635,45 @@ fn clock_regression_is_reported_and_ignored() {
     ok(out);
     assert_eq!(out.anomalies[0].kind, A::ClockRegression);
     assert_eq!(drv.kernel.clock(), Some(now));
+}
+
+/// A CANCELLED report can overtake the report of a fill it counts: the slot
+/// stays CANCELLING (cancel still requested) until that fill arrives, then resolves.
+#[test]
+fn cancel_report_overtaking_a_fill_waits_in_cancelling_for_the_fill() {
+    let mut drv = Driver::new(1);
+    ok(&drv.enter_limit(0, Side::Long, "1", "100", &[]));
+    ok(&drv.ack(0));
+    ok(&drv.cancel(0, None));
+    let cid = drv.order_id(0);
+    let cancelled = drv.event(&cid, K::Cancelled, None, Some(d("0.4")));
+    let out = drv.send(cancelled);
+    ok(&out);
+    assert!(out.transitions.is_empty());
+    assert!(out.commands.iter().any(|c| matches!(c.body, CommandBody::Query(_, QueryReason::FillGap))));
+    assert_eq!(state(&drv, 0), S::EntryCancelling);
+    assert!(drv.kernel.slot(0).unwrap().order.as_ref().unwrap().cancel_requested);
+    drv.check();
+    let out = drv.fill_order(&cid, "0.4", "100", "0", "0.4", false);
+    assert_eq!(moves(&out), vec![(S::EntryCancelling, S::PositionOpen, T::PartialFill)]);
+    assert_eq!(drv.kernel.slot(0).unwrap().book.position, d("0.4"));
+    drv.check();
+}
+
+/// The same race before the ack: a final report means the venue had the order,
+/// so the slot leaves PENDING and waits for the missing fill in WORKING.
+#[test]
+fn final_report_with_missing_fills_moves_pending_to_working() {
+    let mut drv = Driver::new(1);
+    open(&mut drv, 0, Side::Short, "1");
+    ok(&drv.exit(0));
+    let cid = drv.order_id(0);
+    let expired = drv.event(&cid, K::Expired, None, Some(d("0.6")));
+    let out = drv.send(expired);
+    assert_eq!(moves(&out), vec![(S::ExitPending, S::ExitWorking, T::Expired)]);
+    drv.check();
+    let out = drv.fill_order(&cid, "0.6", "99", "0", "0.6", false);
+    assert_eq!(moves(&out), vec![(S::ExitWorking, S::PositionOpen, T::PartialFill)]);
+    assert_eq!(drv.kernel.slot(0).unwrap().book.position, d("0.4"));
+    drv.check();
 }

@@ -1,5 +1,5 @@
 //! Model check of the kernel (ACCEPTANCE.md "FSM model check"):
-//!   1. every sequence of the 14-symbol alphabet up to depth 6 on one slot;
+//!   1. every sequence of the 15-symbol alphabet up to depth 6 on one slot;
 //!   2. N seeded random sequences over three slots (default 100000 x 40 steps).
 //!
 //! After every step: invariants (capital conservation, sizes, indexes), no

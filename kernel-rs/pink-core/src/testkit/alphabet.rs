@@ -1,6 +1,7 @@
 //! The model checker's alphabet (ACCEPTANCE.md): enter, exit, cancel, ack,
 //! reject, partial, full, cancel-ack, cancel-reject, duplicate, stale,
-//! late-fill, mark, timer. Each symbol becomes the concrete input a policy or
+//! late-fill, mark, timer, plus cancel-gap (a cancel report that overtakes a
+//! fill report). Each symbol becomes the concrete input a policy or
 //! venue would send in the current state; `Explorer::apply` steps it and
 //! checks every property after every step.
 
@@ -26,6 +27,9 @@ pub enum Symbol {
     Partial,
     Full,
     CancelAck,
+    /// A CANCELLED report that overtakes a fill report: it counts a fill the
+    /// kernel has not seen yet (that fill arrives by `Partial`/`Full` later).
+    CancelGap,
     CancelReject,
     Duplicate,
     Stale,
@@ -34,7 +38,7 @@ pub enum Symbol {
     Timer,
 }
 
-pub const ALPHABET: [Symbol; 14] = [
+pub const ALPHABET: [Symbol; 15] = [
     Symbol::Enter,
     Symbol::Exit,
     Symbol::Cancel,
@@ -43,6 +47,7 @@ pub const ALPHABET: [Symbol; 14] = [
     Symbol::Partial,
     Symbol::Full,
     Symbol::CancelAck,
+    Symbol::CancelGap,
     Symbol::CancelReject,
     Symbol::Duplicate,
     Symbol::Stale,
@@ -148,6 +153,16 @@ impl Explorer {
             Symbol::Partial => Payload::Venue(self.event(slot, VenueEventKind::PartialFill)?),
             Symbol::Full => Payload::Venue(self.event(slot, VenueEventKind::Fill)?),
             Symbol::CancelAck => Payload::Venue(self.event(slot, VenueEventKind::Cancelled)?),
+            Symbol::CancelGap => {
+                let order = self.active(slot)?;
+                let unseen = num::sub(order.quantity, order.fills.filled)?.min(d("0.25"));
+                if unseen <= Decimal::ZERO {
+                    return None;
+                }
+                let mut event = self.event(slot, VenueEventKind::Cancelled)?;
+                event.cumulative = Some(num::add(order.fills.filled, unseen)?);
+                Payload::Venue(event)
+            }
             Symbol::CancelReject => Payload::Venue(self.event(slot, VenueEventKind::CancelRejected)?),
             Symbol::Duplicate => Payload::Venue(self.last_event.clone()?),
             Symbol::Stale => {
