@@ -165,33 +165,10 @@ impl Kernel {
         self.check_ids(1, 1)?;
         // Decided: commit.
         let trade_id = self.new_trade_id();
-        let client_order_id = self.new_order_id();
-        let order = Order {
-            client_order_id: client_order_id.clone(),
-            venue_order_id: None,
-            purpose: OrderPurpose::Entry,
+        let place = Place {
+            client_order_id: self.new_order_id(),
             symbol: enter.symbol.clone(),
             side: if enter.side == Side::Short { OrderSide::Sell } else { OrderSide::Buy },
-            kind: enter.kind,
-            quantity: enter.size,
-            reduce_only: false,
-            status: OrderStatus::PendingNew,
-            fills: OrderFills::default(),
-            venue_final: false,
-            cancel_requested: false,
-            exit_leg: 0,
-            intent_id: intent_id.clone(),
-            seen_event_ids: EventIds::default(),
-            create_sequence: cx.seq,
-            create_time: cx.now,
-            last_exchange_time: None,
-            queries_sent: 0,
-            cancels_sent: 0,
-        };
-        let place = Place {
-            client_order_id: client_order_id.clone(),
-            symbol: enter.symbol.clone(),
-            side: order.side,
             kind: enter.kind,
             quantity: enter.size,
             reduce_only: false,
@@ -199,30 +176,20 @@ impl Kernel {
             purpose: OrderPurpose::Entry,
             position_side: enter.side,
         };
-        let slot_id = {
-            let Some(slot) = self.slots.get_mut(index) else { return Ok(()) };
-            slot.trade_id = Some(trade_id.clone());
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.trade_id = Some(trade_id);
             slot.symbol = Some(enter.symbol);
             slot.side = enter.side;
             slot.leverage = enter.leverage;
             slot.exit_leg_ratios = enter.exit_leg_ratios;
             slot.next_exit_leg = 0;
             slot.book = Book::default();
-            slot.order = Some(order);
             slot.entry_intent_id = Some(intent_id.clone());
             slot.open_time = Some(cx.now);
             slot.close_time = None;
             slot.labels = enter.labels;
-            slot.id
-        };
-        self.orders.insert(client_order_id.clone(), OrderLoc::Live(slot_id));
-        cx.out.commands.push(Command {
-            number: 0,
-            slot: slot_id,
-            trade_id: Some(trade_id),
-            body: CommandBody::Place(place),
-        });
-        self.transition(cx, index, SlotState::EntryPending, TransitionCause::EnterIntent, Some(&client_order_id));
+        }
+        self.place_order(cx, index, intent_id, place, 0, TransitionCause::EnterIntent);
         Ok(())
     }
 
@@ -294,26 +261,56 @@ impl Kernel {
             .ok_or_else(|| Reject::new(DiagnosticCode::StateConflict, "open slot without symbol"))?;
         let side = slot.side;
         let leverage = slot.leverage;
-        let trade_id = slot.trade_id.clone();
         Self::check_limit_price(self.instrument(&symbol)?, &kind)?;
         let (quantity, leg) = self.exit_quantity(index, residual)?;
         self.check_ids(1, 0)?;
-        let client_order_id = self.new_order_id();
-        let order_side = if side == Side::Short { OrderSide::Buy } else { OrderSide::Sell };
-        let order = Order {
-            client_order_id: client_order_id.clone(),
-            venue_order_id: None,
-            purpose: OrderPurpose::Exit,
-            symbol: symbol.clone(),
-            side: order_side,
+        let place = Place {
+            client_order_id: self.new_order_id(),
+            symbol,
+            side: if side == Side::Short { OrderSide::Buy } else { OrderSide::Sell },
             kind,
             quantity,
             reduce_only: true,
+            leverage,
+            purpose: OrderPurpose::Exit,
+            position_side: side,
+        };
+        let (exit_leg, cause) =
+            if residual { (u32::MAX, TransitionCause::ExitResidualIntent) } else { (leg, TransitionCause::ExitIntent) };
+        self.place_order(cx, index, intent_id, place, exit_leg, cause);
+        Ok(())
+    }
+
+    /// Commits a decided placement: the slot's new active order, its index
+    /// entry, the PlaceOrder command and the move to *_PENDING.
+    fn place_order(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        index: usize,
+        intent_id: &Id,
+        place: Place,
+        exit_leg: u32,
+        cause: TransitionCause,
+    ) {
+        let client_order_id = place.client_order_id.clone();
+        let (to, purpose) = match place.purpose {
+            OrderPurpose::Exit => (SlotState::ExitPending, OrderPurpose::Exit),
+            _ => (SlotState::EntryPending, OrderPurpose::Entry),
+        };
+        let order = Order {
+            client_order_id: client_order_id.clone(),
+            venue_order_id: None,
+            purpose,
+            symbol: place.symbol.clone(),
+            side: place.side,
+            kind: place.kind,
+            quantity: place.quantity,
+            reduce_only: place.reduce_only,
             status: OrderStatus::PendingNew,
             fills: OrderFills::default(),
             venue_final: false,
             cancel_requested: false,
-            exit_leg: if residual { u32::MAX } else { leg },
+            exit_leg,
             intent_id: intent_id.clone(),
             seen_event_ids: EventIds::default(),
             create_sequence: cx.seq,
@@ -322,31 +319,12 @@ impl Kernel {
             queries_sent: 0,
             cancels_sent: 0,
         };
-        let slot_id = {
-            let Some(slot) = self.slots.get_mut(index) else { return Ok(()) };
-            slot.order = Some(order);
-            slot.id
-        };
+        let Some(slot) = self.slots.get_mut(index) else { return };
+        slot.order = Some(order);
+        let (slot_id, trade_id) = (slot.id, slot.trade_id.clone());
         self.orders.insert(client_order_id.clone(), OrderLoc::Live(slot_id));
-        cx.out.commands.push(Command {
-            number: 0,
-            slot: slot_id,
-            trade_id,
-            body: CommandBody::Place(Place {
-                client_order_id: client_order_id.clone(),
-                symbol,
-                side: order_side,
-                kind,
-                quantity,
-                reduce_only: true,
-                leverage,
-                purpose: OrderPurpose::Exit,
-                position_side: side,
-            }),
-        });
-        let cause = if residual { TransitionCause::ExitResidualIntent } else { TransitionCause::ExitIntent };
-        self.transition(cx, index, SlotState::ExitPending, cause, Some(&client_order_id));
-        Ok(())
+        cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });
+        self.transition(cx, index, to, cause, Some(&client_order_id));
     }
 
     fn cancel(&mut self, cx: &mut Ctx<'_>, index: usize, purpose: Option<OrderPurpose>) -> Step {

@@ -8,15 +8,7 @@ use pink_core::pb::{
     AnomalyKind as A, DiagnosticCode as C, LedgerEntryKind as L, OrderPurpose, OrderStatus, QueryReason, Side,
     SlotState as S, TransitionCause as T,
 };
-use pink_core::testkit::{d, id, Driver, BTC, ETH};
-
-fn ok(out: &Output) {
-    assert!(out.accepted(), "expected OK, got {:?}: {}", out.code, out.message);
-}
-
-fn code(out: &Output, expected: C) {
-    assert_eq!(out.code, expected, "message: {}", out.message);
-}
+use pink_core::testkit::{d, expect_code as code, expect_ok as ok, id, truth, Driver, BTC, ETH};
 
 fn control(drv: &mut Driver, change: ControlChange) -> Output {
     drv.control(change)
@@ -110,10 +102,6 @@ fn control_updates_are_versioned_and_validated() {
     assert_eq!(drv.kernel.control().version, 1);
     ok(&control(&mut drv, ControlChange { expected_version: Some(1), reduce_only: Some(true), ..Default::default() }));
     assert_eq!(drv.kernel.control().version, 2);
-}
-
-fn truth(slot: u32, symbol: Option<&str>, side: Side, size: &str, price: Option<&str>) -> SlotTruth {
-    SlotTruth { slot, symbol: symbol.map(id), side, position: d(size), entry_price: price.map(d), open_order: None }
 }
 
 fn reconcile(drv: &mut Driver, slots: Vec<SlotTruth>, balance: Option<&str>) -> Output {

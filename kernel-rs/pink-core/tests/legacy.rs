@@ -13,55 +13,13 @@ use pink_core::pb::{
     self, AnomalyKind as A, DiagnosticCode as C, LedgerEntryKind as L, OrderPurpose, OrderSide, QueryReason, Side,
     SlotState as S, TimeInForce, TransitionCause as T, VenueEventKind as K,
 };
-use pink_core::testkit::{config, d, id, Driver, BTC, ETH, SECOND};
+use pink_core::testkit::{
+    config, d, expect_code as code, expect_ok as ok, id, moves, place, truth, Driver, BTC, ETH, SECOND,
+};
 use pink_core::Kernel;
-
-fn ok(out: &Output) {
-    assert!(out.accepted(), "expected OK, got {:?}: {}", out.code, out.message);
-}
-
-/// A rejection: the code, and nothing emitted.
-fn code(out: &Output, expected: C) {
-    assert_eq!(out.code, expected, "message: {}", out.message);
-    assert!(!out.accepted());
-    assert!(out.transitions.is_empty() && out.commands.is_empty() && out.ledger.is_empty());
-}
-
-fn state(drv: &Driver, slot: u32) -> S {
-    drv.kernel.slot(slot).map(|s| s.state).unwrap()
-}
-
-fn moves(out: &Output) -> Vec<(S, S, T)> {
-    out.transitions.iter().map(|t| (t.from, t.to, t.cause)).collect()
-}
-
-fn place(out: &Output) -> pink_core::output::Place {
-    let places: Vec<_> = out
-        .commands
-        .iter()
-        .filter_map(|c| match &c.body {
-            CommandBody::Place(p) => Some(p.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(places.len(), 1, "expected one PlaceOrder, got {:?}", out.commands);
-    places[0].clone()
-}
-
-/// Enter MARKET and fill completely at 100 (no fee): a position of `size`.
-fn open(drv: &mut Driver, slot: u32, side: Side, size: &str) {
-    ok(&drv.enter(slot, side, size));
-    ok(&drv.ack(slot));
-    ok(&drv.fill_all(slot, "100", "0"));
-    assert_eq!(state(drv, slot), S::PositionOpen);
-}
 
 fn intent(drv: &mut Driver, name: &str, slot: u32, expected_version: Option<u64>, action: Action) -> Output {
     drv.step(Payload::Intent(Intent { intent_id: id(name), slot, expected_version, action }))
-}
-
-fn truth(slot: u32, symbol: Option<&str>, side: Side, size: &str, price: Option<&str>) -> SlotTruth {
-    SlotTruth { slot, symbol: symbol.map(id), side, position: d(size), entry_price: price.map(d), open_order: None }
 }
 
 fn reconcile(drv: &mut Driver, name: &str, slots: Vec<SlotTruth>) -> Output {
@@ -90,7 +48,7 @@ fn step_wire(drv: &mut Driver, payload: pb::kernel_input::Payload) -> pb::Outcom
 #[test]
 fn stale_expected_version_is_refused_and_exit_size_comes_from_the_kernel() {
     let mut drv = Driver::new(1);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     let seen = drv.kernel.slot(0).unwrap().version;
     // Between the policy's read and its intent, the venue's truth shrinks the position.
     let out = reconcile(&mut drv, "r1", vec![truth(0, Some(BTC), Side::Long, "0.6", Some("100"))]);
@@ -120,7 +78,7 @@ fn events_for_the_previous_trade_never_touch_the_reentered_trade() {
     ok(&drv.exit(0));
     let old_exit = drv.order_id(0);
     ok(&drv.fill_all(0, "101", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     ok(&drv.enter(0, Side::Short, "2"));
     ok(&drv.ack(0));
     let new_trade = drv.kernel.slot(0).unwrap().trade_id.clone().unwrap();
@@ -147,7 +105,7 @@ fn events_for_the_previous_trade_never_touch_the_reentered_trade() {
 #[test]
 fn venue_ids_attach_to_the_order_the_event_names() {
     let mut drv = Driver::new(2);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     let entry = drv.kernel.retired().back().unwrap().clone();
     let entry_venue_id = entry.venue_order_id.clone().unwrap();
     ok(&drv.enter_limit(1, Side::Short, "1", "120", &[]));
@@ -212,7 +170,7 @@ fn cancel_command_names_the_order_symbol_and_ids() {
     assert_eq!((cancel.venue_order_id.clone(), &*cancel.symbol), (Some(venue_id), ETH));
     assert_eq!(out.commands[0].idempotency_key(), format!("{cid}:cancel:2"));
     ok(&drv.cancelled(0));
-    assert_eq!(state(&drv, 0), S::Idle);
+    assert_eq!(drv.state(0), S::Idle);
     drv.check();
 }
 
@@ -340,7 +298,7 @@ fn session() -> BTreeSet<i32> {
     ok(&checked(&mut drv, v, |d| d.fill_all(0, "101", "0")));
     ok(&checked(&mut drv, v, |d| d.exit_residual(0)));
     ok(&checked(&mut drv, v, |d| d.fill_all(0, "102", "0")));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     // Re-entry from CLOSED, rejected entry back to IDLE, kill switch, expiry.
     ok(&checked(&mut drv, v, |d| d.enter(0, Side::Short, "1")));
     ok(&checked(&mut drv, v, |d| d.reject(0)));
@@ -460,8 +418,8 @@ fn retired_order_memory_is_bounded() {
 #[test]
 fn reconcile_changes_only_the_slots_it_corrects() {
     let mut drv = Driver::new(4);
-    open(&mut drv, 0, Side::Long, "1");
-    open(&mut drv, 2, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
+    drv.open(2, Side::Long, "1");
     let versions: Vec<u64> = drv.kernel.slots().iter().map(|s| s.version).collect();
     let out = reconcile(
         &mut drv,
@@ -538,7 +496,7 @@ fn empty_exit_legs_mean_one_leg_of_one() {
     let out = drv.exit(0);
     assert_eq!(place(&out).quantity, d("0.5"));
     ok(&drv.fill_all(0, "100", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     drv.check();
 }
 
@@ -547,8 +505,8 @@ fn empty_exit_legs_mean_one_leg_of_one() {
 #[test]
 fn exit_side_comes_from_the_position() {
     let mut drv = Driver::new(2);
-    open(&mut drv, 0, Side::Long, "1");
-    open(&mut drv, 1, Side::Short, "1");
+    drv.open(0, Side::Long, "1");
+    drv.open(1, Side::Short, "1");
     let long_exit = place(&drv.exit(0));
     assert_eq!((long_exit.side, long_exit.position_side, long_exit.reduce_only), (OrderSide::Sell, Side::Long, true));
     let short_exit = place(&drv.exit(1));
@@ -558,7 +516,7 @@ fn exit_side_comes_from_the_position() {
     );
     ok(&drv.fill_all(0, "100", "0"));
     ok(&drv.fill_all(1, "100", "0"));
-    assert_eq!((state(&drv, 0), state(&drv, 1)), (S::Closed, S::Closed));
+    assert_eq!((drv.state(0), drv.state(1)), (S::Closed, S::Closed));
     assert!(drv.kernel.slots().iter().all(|s| s.book.position.is_zero()));
     drv.check();
 }
@@ -598,7 +556,7 @@ fn last_leg_closes_exactly_once() {
 fn a_refused_event_or_a_silent_venue_leaves_a_deadline_that_queries() {
     let mut drv = Driver::new(1);
     ok(&drv.enter(0, Side::Long, "1"));
-    assert_eq!(state(&drv, 0), S::EntryPending);
+    assert_eq!(drv.state(0), S::EntryPending);
     drv.advance(5 * SECOND);
     let out = drv.timer();
     assert!(matches!(out.commands[0].body, CommandBody::Query(_, QueryReason::Deadline)));
@@ -657,7 +615,7 @@ fn zero_is_a_value_not_a_missing_field() {
     assert_eq!(drv.kernel.state_hash(), hash);
     let out = step_wire(&mut drv, pb::kernel_input::Payload::VenueEvent(event(dec("0"))));
     assert!(out.accepted, "{out:?}");
-    assert_eq!(state(&drv, 0), S::Idle);
+    assert_eq!(drv.state(0), S::Idle);
     drv.check();
 }
 

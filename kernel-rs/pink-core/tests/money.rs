@@ -3,11 +3,7 @@
 use pink_core::input::{Funding, Payload};
 use pink_core::output::Output;
 use pink_core::pb::{DiagnosticCode as C, LedgerEntryKind as L, Side};
-use pink_core::testkit::{d, id, Driver, ETH, T0};
-
-fn ok(out: &Output) {
-    assert!(out.accepted(), "expected OK, got {:?}: {}", out.code, out.message);
-}
+use pink_core::testkit::{d, expect_ok as ok, id, Driver, ETH, T0};
 
 fn ledger(out: &Output) -> Vec<(L, String, String, String)> {
     out.ledger

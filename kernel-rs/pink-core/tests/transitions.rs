@@ -2,38 +2,11 @@
 //! name the defect a test would catch if it came back.
 
 use pink_core::output::CommandBody;
-use pink_core::output::Output;
 use pink_core::pb::{
     AnomalyKind as A, DiagnosticCode as C, OrderPurpose, OrderStatus, QueryReason, Side, SlotState as S,
     TransitionCause as T, VenueEventKind as K,
 };
-use pink_core::testkit::{d, Driver, SECOND};
-
-fn ok(out: &Output) {
-    assert!(out.accepted(), "expected OK, got {:?}: {}", out.code, out.message);
-}
-
-fn code(out: &Output, expected: C) {
-    assert_eq!(out.code, expected, "message: {}", out.message);
-    assert!(!out.accepted());
-    assert!(out.transitions.is_empty() && out.commands.is_empty() && out.ledger.is_empty());
-}
-
-fn state(drv: &Driver, slot: u32) -> S {
-    drv.kernel.slot(slot).map(|s| s.state).unwrap()
-}
-
-fn moves(out: &Output) -> Vec<(S, S, T)> {
-    out.transitions.iter().map(|t| (t.from, t.to, t.cause)).collect()
-}
-
-/// Enter MARKET and fill completely at 100: a position of `size`.
-fn open(drv: &mut Driver, slot: u32, side: Side, size: &str) {
-    ok(&drv.enter(slot, side, size));
-    ok(&drv.ack(slot));
-    ok(&drv.fill_all(slot, "100", "0"));
-    assert_eq!(state(drv, slot), S::PositionOpen);
-}
+use pink_core::testkit::{d, expect_code as code, expect_ok as ok, moves, Driver, SECOND};
 
 #[test]
 fn enter_market_goes_pending_working_open() {
@@ -64,7 +37,7 @@ fn entry_partial_fills_accumulate_with_vwap() {
     let cid = drv.order_id(0);
     let out = drv.fill_order(&cid, "0.5", "100", "0", "0.5", false);
     assert_eq!(moves(&out), vec![]);
-    assert_eq!(state(&drv, 0), S::EntryWorking);
+    assert_eq!(drv.state(0), S::EntryWorking);
     ok(&drv.fill_order(&cid, "0.3", "99", "0", "0.8", false));
     let slot = drv.kernel.slot(0).unwrap();
     assert_eq!(slot.book.position, d("0.8"), "fills must add up, not overwrite");
@@ -156,14 +129,14 @@ fn entry_cancel_before_ack() {
     let out = drv.cancel(0, None);
     assert_eq!(moves(&out), vec![(S::EntryPending, S::EntryCancelling, T::CancelIntent)]);
     ok(&drv.cancelled(0));
-    assert_eq!(state(&drv, 0), S::Idle);
+    assert_eq!(drv.state(0), S::Idle);
     drv.check();
 }
 
 #[test]
 fn exit_cancel_returns_to_position_open() {
     let mut drv = Driver::new(1);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     ok(&drv.exit(0));
     ok(&drv.ack(0));
     let out = drv.cancel(0, Some(OrderPurpose::Exit));
@@ -178,7 +151,7 @@ fn exit_cancel_returns_to_position_open() {
 #[test]
 fn cancel_reject_then_fill_resolves_by_the_fill() {
     let mut drv = Driver::new(1);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     ok(&drv.exit(0));
     ok(&drv.ack(0));
     ok(&drv.cancel(0, None));
@@ -219,7 +192,7 @@ fn cancel_diagnostics_are_specific() {
     ok(&drv.cancel(0, Some(OrderPurpose::Entry)));
     code(&drv.cancel(0, None), C::CancelAlreadyPending);
     ok(&drv.cancelled(0));
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     code(&drv.cancel(0, Some(OrderPurpose::Entry)), C::NoActiveEntryOrder);
     drv.check();
 }
@@ -230,7 +203,7 @@ fn entry_rejected_goes_idle_exit_rejected_goes_open() {
     ok(&drv.enter(0, Side::Long, "1"));
     let out = drv.reject(0);
     assert_eq!(moves(&out), vec![(S::EntryPending, S::Idle, T::OrderRejected)]);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     ok(&drv.exit(0));
     let out = drv.reject(0);
     assert_eq!(moves(&out), vec![(S::ExitPending, S::PositionOpen, T::OrderRejected)]);
@@ -252,7 +225,7 @@ fn reject_after_fill_is_a_conflict_and_keeps_the_position() {
     // The entry order is retired now; a reject for it is stale and changes nothing.
     let reject = drv.event(&cid, K::OrderRejected, None, None);
     code(&drv.send(reject), C::StaleEvent);
-    assert_eq!(state(&drv, 0), S::PositionOpen);
+    assert_eq!(drv.state(0), S::PositionOpen);
     assert_eq!(drv.kernel.slot(0).unwrap().book.position, d("1"));
     drv.check();
 }
@@ -304,7 +277,7 @@ fn multi_leg_exit_sizes_round_to_step_and_last_takes_the_rest() {
         ok(&drv.fill_all(0, "101", "0"));
     }
     assert_eq!(sizes, vec![d("0.002"), d("0.002"), d("0.003")]);
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     code(&drv.exit(0), C::NoOpenPosition);
     drv.check();
 }
@@ -328,7 +301,7 @@ fn cancelled_leg_is_completed_by_the_next_exit() {
     let CommandBody::Place(place) = &out.commands[0].body else { panic!() };
     assert_eq!(place.quantity, d("0.5"), "the last leg takes the rest");
     ok(&drv.fill_all(0, "100", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     drv.check();
 }
 
@@ -345,7 +318,7 @@ fn exit_residual_closes_the_remainder() {
     let CommandBody::Place(place) = &out.commands[0].body else { panic!() };
     assert_eq!(place.quantity, d("0.75"));
     ok(&drv.fill_all(0, "100", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     drv.check();
 }
 
@@ -367,12 +340,12 @@ fn leg_below_minimum_quantity_points_to_exit_residual() {
 #[test]
 fn exit_while_exit_working_is_refused() {
     let mut drv = Driver::new(1);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     ok(&drv.exit(0));
     ok(&drv.ack(0));
     code(&drv.exit(0), C::ExitInProgress);
     code(&drv.exit_residual(0), C::ExitInProgress);
-    assert_eq!(state(&drv, 0), S::ExitWorking);
+    assert_eq!(drv.state(0), S::ExitWorking);
     drv.check();
 }
 
@@ -390,12 +363,12 @@ fn exit_during_entry_or_without_position_is_refused_specifically() {
 #[test]
 fn reentry_after_close_gets_a_new_trade_and_true_previous_state() {
     let mut drv = Driver::new(2);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     code(&drv.enter(0, Side::Long, "1"), C::SlotBusy);
     let first = drv.kernel.slot(0).unwrap().trade_id.clone().unwrap();
     ok(&drv.exit(0));
     ok(&drv.fill_all(0, "100", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     let out = drv.enter(0, Side::Short, "1");
     assert_eq!(moves(&out), vec![(S::Closed, S::EntryPending, T::EnterIntent)]);
     let second = drv.kernel.slot(0).unwrap().trade_id.clone().unwrap();
@@ -439,7 +412,7 @@ fn closed_slot_ignores_stray_events_and_late_fill_raises_reconcile() {
     ok(&drv.exit(0));
     let exit = drv.order_id(0);
     ok(&drv.fill_all(0, "105", "0"));
-    assert_eq!(state(&drv, 0), S::Closed);
+    assert_eq!(drv.state(0), S::Closed);
     let hash = drv.kernel.state_hash();
     for kind in [K::OrderAccepted, K::OrderRejected, K::Cancelled, K::CancelRejected, K::Expired] {
         let cumulative = matches!(kind, K::Cancelled | K::Expired).then(|| d("1"));
@@ -471,7 +444,7 @@ fn fill_after_terminal_on_a_live_trade_is_flagged_not_booked() {
 #[test]
 fn unknown_order_is_not_routed_anywhere() {
     let mut drv = Driver::new(2);
-    open(&mut drv, 0, Side::Long, "1");
+    drv.open(0, Side::Long, "1");
     let hash = drv.kernel.state_hash();
     let stranger = pink_core::testkit::id("nobody-1");
     let out = drv.fill_order(&stranger, "1", "100", "0", "1", true);
@@ -651,7 +624,7 @@ fn cancel_report_overtaking_a_fill_waits_in_cancelling_for_the_fill() {
     ok(&out);
     assert!(out.transitions.is_empty());
     assert!(out.commands.iter().any(|c| matches!(c.body, CommandBody::Query(_, QueryReason::FillGap))));
-    assert_eq!(state(&drv, 0), S::EntryCancelling);
+    assert_eq!(drv.state(0), S::EntryCancelling);
     assert!(drv.kernel.slot(0).unwrap().order.as_ref().unwrap().cancel_requested);
     drv.check();
     let out = drv.fill_order(&cid, "0.4", "100", "0", "0.4", false);
@@ -665,7 +638,7 @@ fn cancel_report_overtaking_a_fill_waits_in_cancelling_for_the_fill() {
 #[test]
 fn final_report_with_missing_fills_moves_pending_to_working() {
     let mut drv = Driver::new(1);
-    open(&mut drv, 0, Side::Short, "1");
+    drv.open(0, Side::Short, "1");
     ok(&drv.exit(0));
     let cid = drv.order_id(0);
     let expired = drv.event(&cid, K::Expired, None, Some(d("0.6")));

@@ -17,15 +17,35 @@ use std::time::Instant;
 
 use prost::Message;
 
-use pink_core::input::{Input, Payload};
-use pink_core::pb::Side;
+use pink_core::input::{Action, Fill, Input, Intent, Mark, Payload};
+use pink_core::model::OrderKind;
+use pink_core::pb::{Side, VenueEventKind};
 use pink_core::snapshot::config_message;
-use pink_core::testkit::{config, Driver, BTC};
+use pink_core::testkit::{config, d, id, Driver, BTC};
 use pink_core::Kernel;
 
 const SLOTS: u32 = 10;
 /// Inputs per replay chunk.
 const CHUNK: usize = 512;
+
+/// Steps `payload` (it must be accepted) and records it as an input.
+fn push(drv: &mut Driver, inputs: &mut Vec<Input>, payload: Payload) {
+    let input = Input { sequence: 0, time: drv.now + 1_000_000, payload: payload.clone() };
+    let out = drv.step(payload);
+    assert!(out.accepted(), "workload input refused: {:?} {}", out.code, out.message);
+    inputs.push(input);
+}
+
+/// The venue's side of one order: ack, one complete fill, then a mark price.
+fn ack_fill_mark(drv: &mut Driver, inputs: &mut Vec<Input>, slot: u32, fill_price: &str, mark_price: &str) {
+    let cid = drv.order_id(slot);
+    let ack = drv.event(&cid, VenueEventKind::OrderAccepted, None, None);
+    push(drv, inputs, Payload::Venue(ack));
+    let fill = Fill { quantity: d("0.01"), price: d(fill_price), fee: d("0.0005") };
+    let event = drv.event(&cid, VenueEventKind::Fill, Some(fill), Some(d("0.01")));
+    push(drv, inputs, Payload::Venue(event));
+    push(drv, inputs, Payload::Mark(Mark { symbol: id(BTC), price: d(mark_price) }));
+}
 
 /// Records `count` inputs of the trading loop and the kernel state before them.
 fn record(count: usize) -> (Kernel, Vec<Input>) {
@@ -33,70 +53,28 @@ fn record(count: usize) -> (Kernel, Vec<Input>) {
     let start = drv.kernel.clone();
     let mut inputs = Vec::with_capacity(count);
     let mut round: u64 = 0;
-    let push = |drv: &mut Driver, inputs: &mut Vec<Input>, payload: Payload| {
-        let input = Input { sequence: 0, time: drv.now + 1_000_000, payload: payload.clone() };
-        let out = drv.step(payload);
-        assert!(out.accepted(), "workload input refused: {:?} {}", out.code, out.message);
-        inputs.push(input);
-    };
     while inputs.len() < count {
         round += 1;
         let price = if round % 2 == 0 { "100.5" } else { "101.25" };
         for slot in 0..SLOTS {
             let side = if (round + u64::from(slot)) % 2 == 0 { Side::Long } else { Side::Short };
-            let spec = Driver::enter_spec(BTC, side, "0.01", pink_core::model::OrderKind::Market, &[]);
-            let intent = pink_core::input::Intent {
-                intent_id: pink_core::testkit::id(&format!("b{round}-{slot}")),
+            let spec = Driver::enter_spec(BTC, side, "0.01", OrderKind::Market, &[]);
+            let enter = Intent {
+                intent_id: id(&format!("b{round}-{slot}")),
                 slot,
                 expected_version: None,
-                action: pink_core::input::Action::Enter(Box::new(spec)),
+                action: Action::Enter(Box::new(spec)),
             };
-            push(&mut drv, &mut inputs, Payload::Intent(intent));
-            let cid = drv.order_id(slot);
-            let ack = drv.event(&cid, pink_core::pb::VenueEventKind::OrderAccepted, None, None);
-            push(&mut drv, &mut inputs, Payload::Venue(ack));
-            let fill = pink_core::input::Fill {
-                quantity: pink_core::testkit::d("0.01"),
-                price: pink_core::testkit::d(price),
-                fee: pink_core::testkit::d("0.0005"),
-            };
-            let event =
-                drv.event(&cid, pink_core::pb::VenueEventKind::Fill, Some(fill), Some(pink_core::testkit::d("0.01")));
-            push(&mut drv, &mut inputs, Payload::Venue(event));
-            push(
-                &mut drv,
-                &mut inputs,
-                Payload::Mark(pink_core::input::Mark {
-                    symbol: pink_core::testkit::id(BTC),
-                    price: pink_core::testkit::d("100.75"),
-                }),
-            );
-            let exit = pink_core::input::Intent {
-                intent_id: pink_core::testkit::id(&format!("x{round}-{slot}")),
+            push(&mut drv, &mut inputs, Payload::Intent(enter));
+            ack_fill_mark(&mut drv, &mut inputs, slot, price, "100.75");
+            let exit = Intent {
+                intent_id: id(&format!("x{round}-{slot}")),
                 slot,
                 expected_version: None,
-                action: pink_core::input::Action::Exit(pink_core::model::OrderKind::Market),
+                action: Action::Exit(OrderKind::Market),
             };
             push(&mut drv, &mut inputs, Payload::Intent(exit));
-            let cid = drv.order_id(slot);
-            let ack = drv.event(&cid, pink_core::pb::VenueEventKind::OrderAccepted, None, None);
-            push(&mut drv, &mut inputs, Payload::Venue(ack));
-            let fill = pink_core::input::Fill {
-                quantity: pink_core::testkit::d("0.01"),
-                price: pink_core::testkit::d("100.8"),
-                fee: pink_core::testkit::d("0.0005"),
-            };
-            let event =
-                drv.event(&cid, pink_core::pb::VenueEventKind::Fill, Some(fill), Some(pink_core::testkit::d("0.01")));
-            push(&mut drv, &mut inputs, Payload::Venue(event));
-            push(
-                &mut drv,
-                &mut inputs,
-                Payload::Mark(pink_core::input::Mark {
-                    symbol: pink_core::testkit::id(BTC),
-                    price: pink_core::testkit::d(price),
-                }),
-            );
+            ack_fill_mark(&mut drv, &mut inputs, slot, "100.8", price);
         }
     }
     drv.check();
@@ -216,7 +194,7 @@ fn main() {
                 sequence: 0,
                 time: start.clock().unwrap_or(0) + 1_000 * (i + 1),
                 payload: Payload::Mark(pink_core::input::Mark {
-                    symbol: pink_core::testkit::id(BTC),
+                    symbol: id(BTC),
                     price: rust_decimal::Decimal::new(10_000 + i % 7, 2),
                 }),
             })

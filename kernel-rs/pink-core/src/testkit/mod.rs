@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::input::{Action, ControlChange, Enter, Fill, Input, Intent, Mark, Payload, VenueEvent};
+use crate::input::{Action, ControlChange, Enter, Fill, Input, Intent, Mark, Payload, SlotTruth, VenueEvent};
 use crate::model::{Config, Control, Instrument, Nanos, OrderKind};
 use crate::num;
-use crate::output::Output;
-use crate::pb::{OrderPurpose, Side, TimeInForce, VenueEventKind};
+use crate::output::{CommandBody, Output, Place};
+use crate::pb::{DiagnosticCode, OrderPurpose, Side, SlotState, TimeInForce, TransitionCause, VenueEventKind};
 use crate::text::Id;
 use crate::Kernel;
 
@@ -36,6 +36,42 @@ pub fn d(text: &str) -> Decimal {
 
 pub fn id(text: &str) -> Id {
     Arc::from(text)
+}
+
+/// Asserts `out` was accepted.
+pub fn expect_ok(out: &Output) {
+    assert!(out.accepted(), "expected OK, got {:?}: {}", out.code, out.message);
+}
+
+/// Asserts `out` is a rejection with `code` that emitted nothing.
+pub fn expect_code(out: &Output, code: DiagnosticCode) {
+    assert_eq!(out.code, code, "message: {}", out.message);
+    assert!(!out.accepted());
+    assert!(out.transitions.is_empty() && out.commands.is_empty() && out.ledger.is_empty());
+}
+
+/// (from, to, cause) of every transition in `out`.
+pub fn moves(out: &Output) -> Vec<(SlotState, SlotState, TransitionCause)> {
+    out.transitions.iter().map(|t| (t.from, t.to, t.cause)).collect()
+}
+
+/// The one PlaceOrder of `out` (panics unless there is exactly one).
+pub fn place(out: &Output) -> Place {
+    let places: Vec<&Place> = out
+        .commands
+        .iter()
+        .filter_map(|c| match &c.body {
+            CommandBody::Place(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(places.len(), 1, "expected one PlaceOrder, got {:?}", out.commands);
+    places[0].clone()
+}
+
+/// A slot's truth for a Reconcile input.
+pub fn truth(slot: u32, symbol: Option<&str>, side: Side, size: &str, price: Option<&str>) -> SlotTruth {
+    SlotTruth { slot, symbol: symbol.map(id), side, position: d(size), entry_price: price.map(d), open_order: None }
 }
 
 pub fn config(slots: u32) -> Config {
@@ -194,6 +230,18 @@ impl Driver {
 
     pub fn control(&mut self, change: ControlChange) -> Output {
         self.step(Payload::Control(change))
+    }
+
+    pub fn state(&self, slot: u32) -> SlotState {
+        self.kernel.slot(slot).map(|s| s.state).unwrap_or_else(|| panic!("no slot {slot}"))
+    }
+
+    /// Enters MARKET and fills completely at 100 with no fee: a position of `size`.
+    pub fn open(&mut self, slot: u32, side: Side, size: &str) {
+        expect_ok(&self.enter(slot, side, size));
+        expect_ok(&self.ack(slot));
+        expect_ok(&self.fill_all(slot, "100", "0"));
+        assert_eq!(self.state(slot), SlotState::PositionOpen);
     }
 
     /// The active order id of a slot (panics if none: a test bug).
