@@ -77,7 +77,10 @@ def dec(value: Decimal | str) -> types_pb2.Decimal:
 
 
 def num(value: types_pb2.Decimal) -> Decimal:
-    return Decimal(value.value or "0")
+    """A decimal the kernel always sets; an empty one breaks the contract, loudly."""
+    if not value.value:
+        raise DemoError("the kernel sent an empty decimal where the contract requires one")
+    return Decimal(value.value)
 
 
 def show(value: types_pb2.Decimal | Decimal) -> str:
@@ -371,7 +374,8 @@ def report(demo: Demo) -> list[str]:
     demo.say(f"{'slot':>4}  {'state':<9} {'trade':<8} {'symbol':<9} {'side':<5} {head}")
     for s in view.slots:
         side = label(types_pb2.Side, s.side) if s.side else ""
-        figures = f"{show(s.position_size):>8} {show(s.entry_average_price):>11} {show(s.realized_pnl):>12}"
+        average = show(s.entry_average_price) if s.HasField("entry_average_price") else "-"
+        figures = f"{show(s.position_size):>8} {average:>11} {show(s.realized_pnl):>12}"
         figures += f" {show(s.fees):>11} {show(s.unrealized_pnl):>11}"
         demo.say(
             f"{s.slot_id:>4}  {label(slot_pb2.SlotState, s.state):<9} {s.trade_id:<8} {s.symbol:<9} {side:<5} {figures}"
