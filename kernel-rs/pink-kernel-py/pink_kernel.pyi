@@ -8,7 +8,7 @@ Every message crosses the boundary as serialized ``pink.v1`` protobuf bytes:
 from collections.abc import Sequence
 from typing import final
 
-__all__ = ["DecodeError", "Kernel", "KernelError", "__version__"]
+__all__ = ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__"]
 
 __version__: str
 
@@ -20,6 +20,9 @@ class KernelError(ValueError):
     """
 
     violations: tuple[tuple[str, str], ...]
+
+class ReplayError(ValueError):
+    """A journal record did not decode, was out of sequence or did not reproduce its recorded outcome."""
 
 class DecodeError(ValueError):
     """The bytes given to ``Kernel.step`` are not a serialized ``pink.v1.KernelInput``; nothing changed."""
@@ -48,6 +51,21 @@ class Kernel:
 
         Holds the given slots (unknown ids skipped, valuations derived from the last mark
         prices), and the account and control when asked for.
+        """
+
+    def post_state(self) -> bytes:
+        """Serialized ``pink.v1.KernelView`` of what the last ``step`` touched.
+
+        Changed slots plus every slot of a revalued symbol; the account and control when
+        they changed; empty after a rejection.
+        """
+
+    def replay(self, records: Sequence[bytes]) -> str:
+        """Re-apply serialized ``pink.v1.LogRecord`` journal records in order.
+
+        Each input must reproduce its recorded outcome exactly. Returns the last non-empty
+        ``venue_stream_position``. Raises ``ReplayError`` on a record that does not decode,
+        is out of sequence or diverges; the kernel must then be discarded.
         """
 
     def snapshot(self) -> bytes:

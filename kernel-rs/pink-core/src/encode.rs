@@ -4,6 +4,7 @@
 use prost::Message;
 use rust_decimal::Decimal;
 
+use crate::input::{Action, Input, Payload};
 use crate::kernel::Kernel;
 use crate::model::{Account, Control, Nanos, Order, OrderKind, Slot};
 use crate::num;
@@ -281,4 +282,132 @@ pub fn view(kernel: &Kernel, slots: &[u32], with_account: bool, with_control: bo
 
 pub fn outcome_bytes(out: &Output) -> Vec<u8> {
     outcome(out).encode_to_vec()
+}
+
+fn text_opt(id: &Option<Id>) -> String {
+    id.as_deref().unwrap_or("").to_owned()
+}
+
+/// The wire form of a validated input: `decode::input(&encode::input(x, asset))`
+/// gives `x` back (fees are in the kernel's settlement `asset`).
+pub fn input(input: &Input, settlement_asset: &str) -> pb::KernelInput {
+    use pb::kernel_input::Payload as Wire;
+    let payload = match &input.payload {
+        Payload::Intent(intent) => {
+            let mut m = pb::Intent {
+                intent_id: intent.intent_id.to_string(),
+                slot_id: intent.slot,
+                expected_slot_version: intent.expected_version,
+                ..Default::default()
+            };
+            let order = |m: &mut pb::Intent, kind: &OrderKind| {
+                let (order_type, limit_price, time_in_force) = kind_fields(kind);
+                m.order_type = order_type;
+                m.limit_price = limit_price;
+                m.time_in_force = time_in_force;
+            };
+            match &intent.action {
+                Action::Enter(e) => {
+                    m.action = pb::IntentAction::Enter as i32;
+                    m.symbol = e.symbol.to_string();
+                    m.side = e.side as i32;
+                    order(&mut m, &e.kind);
+                    m.target_size = dec(e.size);
+                    m.leverage = dec(e.leverage);
+                    m.exit_leg_ratios =
+                        e.exit_leg_ratios.iter().map(|r| pb::Decimal { value: num::to_text(*r) }).collect();
+                    m.reference_price = dec_opt(e.reference_price);
+                    m.labels = (*e.labels).clone();
+                }
+                Action::Exit(kind) => {
+                    m.action = pb::IntentAction::Exit as i32;
+                    order(&mut m, kind);
+                }
+                Action::ExitResidual(kind) => {
+                    m.action = pb::IntentAction::ExitResidual as i32;
+                    order(&mut m, kind);
+                }
+                Action::Cancel(purpose) => {
+                    m.action = pb::IntentAction::Cancel as i32;
+                    m.cancel_purpose = purpose.map_or(0, |p| p as i32);
+                }
+            }
+            Wire::Intent(m)
+        }
+        Payload::Venue(e) => Wire::VenueEvent(pb::VenueEvent {
+            kind: e.kind as i32,
+            client_order_id: text_opt(&e.client_order_id),
+            venue_order_id: text_opt(&e.venue_order_id),
+            venue_event_id: e.event_id.to_string(),
+            symbol: text_opt(&e.symbol),
+            last_quantity: e.fill.and_then(|f| dec(f.quantity)),
+            cumulative_quantity: dec_opt(e.cumulative),
+            last_price: e.fill.and_then(|f| dec(f.price)),
+            average_price: None,
+            fee: e.fill.and_then(|f| dec(f.fee)),
+            fee_asset: match e.fill {
+                Some(fill) if !fill.fee.is_zero() => settlement_asset.to_owned(),
+                _ => String::new(),
+            },
+            exchange_time: Some(time(e.exchange_time)),
+            reason: e.reason.clone(),
+        }),
+        Payload::Mark(m) => {
+            Wire::MarkPrice(pb::MarkPrice { symbol: m.symbol.to_string(), price: dec(m.price), exchange_time: None })
+        }
+        Payload::Control(c) => Wire::ControlUpdate(pb::ControlUpdate {
+            expected_version: c.expected_version,
+            trading_enabled: c.trading_enabled,
+            reduce_only: c.reduce_only,
+            max_leverage: dec_opt(c.max_leverage),
+            max_notional_per_slot: dec_opt(c.max_notional_per_slot),
+            active_slot_limit: c.active_slot_limit,
+            allowed_symbols: c
+                .allowed_symbols
+                .as_ref()
+                .map(|set| pb::SymbolList { symbols: set.iter().map(|s| s.to_string()).collect() }),
+            actor: c.actor.clone(),
+            reason: c.reason.clone(),
+        }),
+        Payload::Reconcile(r) => Wire::Reconcile(pb::Reconcile {
+            reconcile_id: r.reconcile_id.to_string(),
+            slots: r
+                .slots
+                .iter()
+                .map(|t| pb::SlotTruth {
+                    slot_id: t.slot,
+                    symbol: text_opt(&t.symbol),
+                    side: t.side as i32,
+                    position_size: dec(t.position),
+                    entry_price: dec_opt(t.entry_price),
+                    open_order: t.open_order.as_ref().map(|o| pb::OrderTruth {
+                        client_order_id: text_opt(&o.client_order_id),
+                        venue_order_id: text_opt(&o.venue_order_id),
+                        status: o.status as i32,
+                        filled_quantity: dec(o.filled),
+                    }),
+                })
+                .collect(),
+            wallet_balance: dec_opt(r.wallet_balance),
+        }),
+        Payload::Timer => Wire::Timer(pb::Timer {}),
+        Payload::Instruments(list) => Wire::InstrumentUpdate(pb::InstrumentUpdate {
+            instruments: list
+                .iter()
+                .map(|i| pb::Instrument {
+                    symbol: i.symbol.to_string(),
+                    quantity_step: dec(i.quantity_step),
+                    price_tick: dec(i.price_tick),
+                    min_quantity: dec(i.min_quantity),
+                })
+                .collect(),
+        }),
+        Payload::Funding(f) => Wire::FundingPayment(pb::FundingPayment {
+            funding_id: f.funding_id.to_string(),
+            symbol: f.symbol.to_string(),
+            amount: dec(f.amount),
+            funding_time: Some(time(f.time)),
+        }),
+    };
+    pb::KernelInput { sequence: input.sequence, time: Some(time(input.time)), trace: None, payload: Some(payload) }
 }

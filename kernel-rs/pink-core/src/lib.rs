@@ -79,6 +79,53 @@ impl Kernel {
         encode::view(self, slots, account, control).encode_to_vec()
     }
 
+    /// Serialized `pink.v1.KernelView` of what the last step touched: its
+    /// changed slots (plus every slot of a revalued symbol), the account and
+    /// the control when they changed. Empty view after a rejection.
+    pub fn post_state_bytes(&self) -> Vec<u8> {
+        let out = self.output();
+        if !out.accepted() {
+            return self.view_bytes(&[], false, false);
+        }
+        self.view_bytes(&self.touched_slots(out), out.account_changed, out.control_changed)
+    }
+
+    /// Re-applies journaled `pink.v1.LogRecord`s (serialized) in order and
+    /// checks that each one's input produces exactly its recorded outcome.
+    /// Returns the last non-empty `venue_stream_position` seen (empty if none).
+    /// Stops at the first record that does not decode, is out of sequence or
+    /// diverges. After an error the kernel must be discarded: a diverging
+    /// record's input has already been applied.
+    pub fn replay_records<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Result<String, String> {
+        use prost::Message;
+        let mut position = String::new();
+        for bytes in records {
+            let record = pb::ReplayRecord::decode(bytes).map_err(|e| format!("undecodable journal record: {e}"))?;
+            let expected = self.last_sequence.checked_add(1).ok_or("sequence space exhausted")?;
+            if record.sequence != expected {
+                return Err(format!("journal record {} where {expected} was expected", record.sequence));
+            }
+            let input = record.input.ok_or_else(|| format!("journal record {expected} has no input"))?;
+            let input = decode::input(&input, &self.cfg)
+                .map_err(|v| format!("journal record {expected}: input no longer validates: {v:?}"))?;
+            let mut out = std::mem::take(&mut self.scratch.0);
+            self.step_into(input, &mut out);
+            let outcome = encode::outcome(&out);
+            self.scratch.0 = out;
+            if Some(&outcome) != record.outcome.as_ref() {
+                return Err(format!(
+                    "replay diverged at sequence {expected}: recorded {:?}, replayed {:?}",
+                    record.outcome.map(|o| (o.accepted, o.code, o.sequence)),
+                    (outcome.accepted, outcome.code, outcome.sequence)
+                ));
+            }
+            if !record.venue_stream_position.is_empty() {
+                position = record.venue_stream_position;
+            }
+        }
+        Ok(position)
+    }
+
     /// The slots a view should hold after `out`: the changed slots plus, for a
     /// mark price, every slot of the revalued symbol.
     pub fn touched_slots(&self, out: &output::Output) -> Vec<u32> {

@@ -10,7 +10,9 @@
 //!   out. Field violations are an `INVALID_INPUT` outcome; bytes that are not
 //!   a `KernelInput` at all raise `DecodeError`. A rejected input changes no
 //!   state either way.
-//! * `view(slots, account=, control=)`: post-state as a `KernelView`.
+//! * `view(slots, account=, control=)`: post-state as a `KernelView`;
+//!   `post_state()`: the view of what the last step touched.
+//! * `replay(records)`: re-applies journaled `LogRecord`s, verifying outcomes.
 //! * `snapshot` / `restore`, `state_hash`, `last_sequence`, `check_invariants`.
 //!
 //! Safety rules of the boundary:
@@ -61,6 +63,12 @@ create_exception!(
 );
 create_exception!(
     pink_kernel,
+    ReplayError,
+    PyValueError,
+    "A journal record did not decode, was out of sequence or did not reproduce its recorded outcome."
+);
+create_exception!(
+    pink_kernel,
     DecodeError,
     PyValueError,
     "The bytes given to Kernel.step are not a serialized pink.v1.KernelInput; nothing changed."
@@ -78,6 +86,8 @@ enum Failure {
     Invariant(String),
     /// The kernel panicked now or earlier; it is unusable.
     Poisoned(String),
+    /// Journal replay failed; the kernel must be discarded.
+    Replay(String),
 }
 
 impl Failure {
@@ -105,6 +115,7 @@ impl Failure {
             Failure::Decode(message) => message.clone(),
             Failure::Invariant(reason) => format!("kernel invariant violated: {reason}"),
             Failure::Poisoned(reason) => format!("kernel poisoned by an internal error: {reason}"),
+            Failure::Replay(reason) => format!("journal replay failed: {reason}"),
         }
     }
 
@@ -112,6 +123,7 @@ impl Failure {
         let message = self.message();
         match self {
             Failure::Decode(_) => DecodeError::new_err(message),
+            Failure::Replay(_) => ReplayError::new_err(message),
             Failure::Invalid { violations, .. } => kernel_error(py, message, &violations),
             Failure::Invariant(_) | Failure::Poisoned(_) => kernel_error(py, message, &[]),
         }
@@ -224,6 +236,28 @@ impl Kernel {
         }
     }
 
+    /// Post-state of what the last `step` touched, as a serialized
+    /// `pink.v1.KernelView` (changed slots plus every slot of a revalued
+    /// symbol; the account and control when they changed; empty after a
+    /// rejection). This is what the kernel service attaches to a log record.
+    fn post_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        match self.with(|kernel| Ok(kernel.post_state_bytes())) {
+            Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+            Err(failure) => Err(failure.into_py_err(py)),
+        }
+    }
+
+    /// Re-applies serialized `pink.v1.LogRecord`s from the journal in order,
+    /// checking each input reproduces its recorded outcome exactly. Returns
+    /// the last non-empty `venue_stream_position` (empty if none). Raises
+    /// `ReplayError` on a record that does not decode, is out of sequence or
+    /// diverges; the kernel must then be discarded.
+    fn replay(&self, py: Python<'_>, records: Vec<Vec<u8>>) -> PyResult<String> {
+        let result =
+            self.with(|kernel| kernel.replay_records(records.iter().map(Vec::as_slice)).map_err(Failure::Replay));
+        result.map_err(|failure| failure.into_py_err(py))
+    }
+
     /// The whole state as a serialized `pink.v1.KernelSnapshot`.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         match self.with(|kernel| Ok(kernel.snapshot_bytes())) {
@@ -281,6 +315,7 @@ fn pink_kernel_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kernel_error.setattr("violations", PyTuple::empty(py))?;
     m.add("KernelError", kernel_error)?;
     m.add("DecodeError", py.get_type::<DecodeError>())?;
+    m.add("ReplayError", py.get_type::<ReplayError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

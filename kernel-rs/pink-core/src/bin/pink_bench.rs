@@ -81,53 +81,6 @@ fn record(count: usize) -> (Kernel, Vec<Input>) {
     (start, inputs)
 }
 
-fn encode(input: &Input) -> Vec<u8> {
-    use pink_core::encode::{dec, dec_opt, time};
-    use pink_core::pb;
-    let payload = match &input.payload {
-        Payload::Intent(intent) => {
-            let mut m =
-                pb::Intent { intent_id: intent.intent_id.to_string(), slot_id: intent.slot, ..Default::default() };
-            match &intent.action {
-                pink_core::input::Action::Enter(e) => {
-                    m.action = pb::IntentAction::Enter as i32;
-                    m.symbol = e.symbol.to_string();
-                    m.side = e.side as i32;
-                    m.order_type = pb::OrderType::Market as i32;
-                    m.target_size = dec(e.size);
-                    m.leverage = dec(e.leverage);
-                    m.reference_price = dec_opt(e.reference_price);
-                }
-                _ => {
-                    m.action = pb::IntentAction::Exit as i32;
-                    m.order_type = pb::OrderType::Market as i32;
-                }
-            }
-            pb::kernel_input::Payload::Intent(m)
-        }
-        Payload::Venue(e) => pb::kernel_input::Payload::VenueEvent(pb::VenueEvent {
-            kind: e.kind as i32,
-            client_order_id: e.client_order_id.as_deref().unwrap_or("").to_owned(),
-            venue_order_id: e.venue_order_id.as_deref().unwrap_or("").to_owned(),
-            venue_event_id: e.event_id.to_string(),
-            last_quantity: e.fill.and_then(|f| dec(f.quantity)),
-            last_price: e.fill.and_then(|f| dec(f.price)),
-            fee: e.fill.and_then(|f| dec(f.fee)),
-            fee_asset: if e.fill.is_some() { "USDT".into() } else { String::new() },
-            cumulative_quantity: dec_opt(e.cumulative),
-            exchange_time: Some(time(e.exchange_time)),
-            ..Default::default()
-        }),
-        Payload::Mark(m) => pb::kernel_input::Payload::MarkPrice(pb::MarkPrice {
-            symbol: m.symbol.to_string(),
-            price: dec(m.price),
-            exchange_time: None,
-        }),
-        other => panic!("workload has no {other:?}"),
-    };
-    pb::KernelInput { sequence: 0, time: Some(time(input.time)), trace: None, payload: Some(payload) }.encode_to_vec()
-}
-
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
@@ -160,7 +113,7 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds").map_or(5, |v| v.parse().expect("--rounds takes a number"));
 
     let (start, inputs) = record(count);
-    let encoded: Vec<Vec<u8>> = inputs.iter().map(encode).collect();
+    let encoded: Vec<Vec<u8>> = inputs.iter().map(|i| pink_core::encode::input(i, "USDT").encode_to_vec()).collect();
     let n = inputs.len();
 
     // Inputs are replayed in cache-sized chunks: a live kernel steps each input

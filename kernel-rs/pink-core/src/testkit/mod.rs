@@ -116,6 +116,10 @@ pub fn instruments() -> Vec<Instrument> {
 pub struct Driver {
     pub kernel: Kernel,
     pub now: Nanos,
+    /// Every input stepped, with the sequence the kernel assigned when it was
+    /// accepted (rejected ones keep 0), when `recording` is on.
+    pub history: Vec<(Input, bool)>,
+    pub recording: bool,
     next_intent: u64,
     next_event: u64,
     next_venue_id: u64,
@@ -132,6 +136,8 @@ impl Driver {
         let mut driver = Driver {
             kernel: Kernel::new(cfg),
             now: T0,
+            history: Vec::new(),
+            recording: false,
             next_intent: 0,
             next_event: 0,
             next_venue_id: 1000,
@@ -156,6 +162,8 @@ impl Driver {
         Driver {
             kernel,
             now,
+            history: Vec::new(),
+            recording: false,
             next_intent: 1_000_000_000,
             next_event: 1_000_000_000,
             next_venue_id: 1_000_000_000,
@@ -165,7 +173,16 @@ impl Driver {
 
     pub fn step(&mut self, payload: Payload) -> Output {
         self.now += 1_000_000;
-        self.kernel.step(Input { sequence: 0, time: self.now, payload }).clone()
+        let mut input = Input { sequence: 0, time: self.now, payload };
+        if self.recording {
+            let out = self.kernel.step(input.clone()).clone();
+            if out.accepted() {
+                input.sequence = out.sequence;
+            }
+            self.history.push((input, out.accepted()));
+            return out;
+        }
+        self.kernel.step(input).clone()
     }
 
     pub fn advance(&mut self, nanos: Nanos) {
@@ -190,7 +207,7 @@ impl Driver {
             size: d(size),
             leverage: d("5"),
             exit_leg_ratios: if ratios.is_empty() { vec![Decimal::ONE] } else { ratios.iter().map(|r| d(r)).collect() },
-            reference_price: Some(d("100")),
+            reference_price: matches!(kind, OrderKind::Market).then(|| d("100")),
             labels: Arc::new(BTreeMap::new()),
         }
     }
