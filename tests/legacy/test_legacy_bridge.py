@@ -364,7 +364,17 @@ def test_the_kernel_has_no_setters_and_a_view_cannot_write_back() -> None:
     tape.ready()
     tape.open(0, "0.01", tag="a")
     public = {name for name in dir(pink_kernel.Kernel) if not name.startswith("_")}
-    assert public == {"check_invariants", "last_sequence", "restore", "snapshot", "state_hash", "step", "view"}
+    assert public == {
+        "check_invariants",
+        "last_sequence",
+        "post_state",
+        "replay",
+        "restore",
+        "snapshot",
+        "state_hash",
+        "step",
+        "view",
+    }
     for name in ("last_sequence", "step", "slots", "realized_pnl"):
         with pytest.raises(AttributeError):
             setattr(tape.kernel, name, 1)
@@ -909,7 +919,7 @@ def test_the_binding_exports_what_its_stub_declares() -> None:
             declared = [
                 elt.value for elt in node.value.elts if isinstance(elt, ast.Constant) and isinstance(elt.value, str)
             ]
-    assert sorted(declared) == ["DecodeError", "Kernel", "KernelError", "__version__"]
+    assert sorted(declared) == ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__"]
     for name in declared:
         assert hasattr(pink_kernel, name), name
 

@@ -1,0 +1,312 @@
+"""The single writer: one task owns the kernel and the journal.
+
+Every mutation is a ``Submission`` on a bounded queue. The writer takes whatever is queued
+(up to ``max_batch``), steps each input through the kernel, appends the accepted ones to the
+journal with one write and one fsync (group commit), and only then answers the submitters,
+publishes the records to watchers and hands the emitted commands to the dispatcher. Rejected
+inputs change nothing and are not journaled. Readers never touch the kernel: they read the
+``ViewCache``, which the writer updates after each commit.
+
+If the journal cannot be written the kernel's memory is ahead of its durable log; the writer
+stops for good (``failed``), every waiting and later submitter gets ``WriterFailedError``, and
+the service exits so that a restart replays the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import pink_kernel
+from services.common.logging import get_logger
+from services.common.proto import (
+    account_pb2,
+    control_pb2,
+    intent_pb2,
+    kernel_input_pb2,
+    log_pb2,
+    outcome_pb2,
+    slot_pb2,
+    types_pb2,
+    venue_event_pb2,
+    view_pb2,
+)
+from services.kernel.journal import Journal
+from services.kernel.metrics import KernelMetrics
+
+log = get_logger(__name__)
+
+#: A kernel input payload: one of the messages of the KernelInput oneof.
+Payload: TypeAlias = (
+    intent_pb2.Intent
+    | venue_event_pb2.VenueEvent
+    | kernel_input_pb2.MarkPrice
+    | control_pb2.ControlUpdate
+    | kernel_input_pb2.Reconcile
+    | kernel_input_pb2.Timer
+    | kernel_input_pb2.InstrumentUpdate
+    | kernel_input_pb2.FundingPayment
+)
+#: Called with every committed batch of accepted records, in order, by the writer.
+Listener: TypeAlias = Callable[[Sequence["Committed"]], None]
+
+_FIELD_OF = {
+    "Intent": "intent",
+    "VenueEvent": "venue_event",
+    "MarkPrice": "mark_price",
+    "ControlUpdate": "control_update",
+    "Reconcile": "reconcile",
+    "Timer": "timer",
+    "InstrumentUpdate": "instrument_update",
+    "FundingPayment": "funding_payment",
+}
+
+
+class OverloadedError(Exception):
+    """The writer's queue is full: the caller should retry later (RESOURCE_EXHAUSTED)."""
+
+
+class WriterFailedError(Exception):
+    """The writer stopped after a journal failure; the service is going down."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The kernel's answer to one submission, durable when accepted."""
+
+    outcome: outcome_pb2.Outcome
+    record: log_pb2.LogRecord | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome.accepted
+
+
+@dataclass
+class _Submission:
+    payload: Payload
+    trace: Mapping[str, str]
+    stream_position: str
+    done: asyncio.Future[Committed]
+
+
+@dataclass
+class ViewCache:
+    """The latest committed post-state, for readers. Updated only by the writer."""
+
+    sequence: int = 0
+    slots: dict[int, slot_pb2.Slot] = field(default_factory=dict)
+    account: account_pb2.Account = field(default_factory=account_pb2.Account)
+    control: control_pb2.ControlState = field(default_factory=control_pb2.ControlState)
+
+    def apply(self, sequence: int, view: view_pb2.KernelView) -> None:
+        self.sequence = sequence
+        for slot in view.slots:
+            self.slots[slot.slot_id] = slot
+        if view.HasField("account"):
+            self.account = view.account
+        if view.HasField("control"):
+            self.control = view.control
+
+
+def input_message(payload: Payload, *, time_ns: int, trace: Mapping[str, str]) -> kernel_input_pb2.KernelInput:
+    """A KernelInput carrying ``payload`` (one of the oneof message types) at ``time_ns``."""
+    name = type(payload).__name__
+    field_name = _FIELD_OF.get(name)
+    if field_name is None:
+        msg = f"not a kernel input payload: {name}"
+        raise TypeError(msg)
+    message = kernel_input_pb2.KernelInput()
+    message.time.FromNanoseconds(time_ns)
+    if trace:
+        message.trace.CopyFrom(
+            types_pb2.TraceContext(traceparent=trace.get("traceparent", ""), tracestate=trace.get("tracestate", ""))
+        )
+    getattr(message, field_name).CopyFrom(payload)
+    return message
+
+
+class KernelCore:
+    """Owns a ``pink_kernel.Kernel`` and its ``Journal``; see the module docstring."""
+
+    def __init__(
+        self,
+        kernel: pink_kernel.Kernel,
+        journal: Journal,
+        *,
+        kernel_id: str,
+        slot_count: int,
+        max_batch: int,
+        queue_limit: int,
+        snapshot_every: int,
+        metrics: KernelMetrics,
+        venue_stream_position: str = "",
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._kernel = kernel
+        self._journal = journal
+        self._kernel_id = kernel_id
+        self._slot_count = slot_count
+        self._max_batch = max_batch
+        self._snapshot_every = snapshot_every
+        self._metrics = metrics
+        self._clock = clock
+        self._queue: asyncio.Queue[_Submission] = asyncio.Queue(maxsize=queue_limit)
+        self._listeners: list[Listener] = []
+        self._failure: BaseException | None = None
+        self._changed = asyncio.Condition()
+        self._last_snapshot = kernel.last_sequence
+        #: Last VenueService.StreamExecutions position applied (resume point after a restart).
+        self.venue_stream_position = venue_stream_position
+        self.failed = asyncio.Event()
+        self.view = self.full_view()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence the kernel has applied (may be ahead of the journal while a batch is fsynced)."""
+        return self._kernel.last_sequence
+
+    @property
+    def committed_sequence(self) -> int:
+        """Sequence of the last durable, published record."""
+        return self.view.sequence
+
+    def full_view(self) -> ViewCache:
+        """A fresh cache of every slot, the account and the control, read from the kernel."""
+        full = view_pb2.KernelView.FromString(
+            self._kernel.view(list(range(self._slot_count)), account=True, control=True)
+        )
+        cache = ViewCache()
+        cache.apply(self._kernel.last_sequence, full)
+        return cache
+
+    async def wait_for(self, predicate: Callable[[ViewCache], bool], seconds: float) -> bool:
+        """Waits until ``predicate(view)`` holds after some commit, or ``seconds`` pass."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.view)), seconds)
+            except TimeoutError:
+                return False
+        return True
+
+    def on_commit(self, listener: Listener) -> None:
+        """Calls ``listener`` (synchronously, from the writer) with every committed batch in order."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ writing
+
+    async def submit(
+        self, payload: Payload, *, trace: Mapping[str, str] | None = None, stream_position: str = ""
+    ) -> Committed:
+        """Applies one input; returns once it is durable (accepted) or judged (rejected)."""
+        if self._failure is not None:
+            raise WriterFailedError(str(self._failure))
+        done: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Submission(payload, trace or {}, stream_position, done))
+        except asyncio.QueueFull:
+            self._metrics.overloaded.inc()
+            raise OverloadedError(f"the kernel's queue holds {self._queue.qsize()} inputs") from None
+        return await done
+
+    async def run(self) -> None:
+        """The writer loop. Returns only when cancelled; a journal failure ends it for good."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                self._fail(batch, WriterFailedError("the writer was stopped"))
+                raise
+            except Exception as error:  # noqa: BLE001 - any failure here is fatal and reported
+                log.critical("journal_write_failed", error=repr(error), batch=len(batch))
+                self._fail(batch, error)
+                return
+
+    def _fail(self, batch: Sequence[_Submission], error: BaseException) -> None:
+        self._failure = error
+        self.failed.set()
+        reason = WriterFailedError(f"the kernel writer stopped: {error!r}")
+        for item in [*batch, *self._drain()]:
+            if not item.done.done():
+                item.done.set_exception(reason)
+
+    def _drain(self) -> list[_Submission]:
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def _commit(self, batch: Sequence[_Submission]) -> None:
+        started = time.perf_counter()
+        results: list[tuple[_Submission, Committed]] = []
+        records: list[tuple[int, bytes]] = []
+        for item in batch:
+            committed = self._step(item)
+            results.append((item, committed))
+            if committed.record is not None:
+                records.append((committed.record.sequence, committed.record.SerializeToString()))
+        if records:
+            await self._journal.append(records)
+            self._metrics.journal_batches.observe(len(records))
+        for _, committed in results:
+            if committed.record is not None:
+                self.view.apply(committed.record.sequence, committed.record.post_state)
+                if committed.record.venue_stream_position:
+                    self.venue_stream_position = committed.record.venue_stream_position
+        async with self._changed:
+            self._changed.notify_all()
+        for item, committed in results:
+            if not item.done.done():
+                item.done.set_result(committed)
+            self._metrics.observe(_FIELD_OF[type(item.payload).__name__], committed.outcome)
+        self._metrics.slot_states({slot_id: slot.state for slot_id, slot in self.view.slots.items()})
+        self._metrics.commit_seconds.observe(time.perf_counter() - started)
+        accepted = [c for _, c in results if c.record is not None]
+        if accepted:
+            for listener in self._listeners:
+                listener(accepted)
+        if self._kernel.last_sequence - self._last_snapshot >= self._snapshot_every:
+            await self.snapshot()
+
+    def _step(self, item: _Submission) -> Committed:
+        message = input_message(item.payload, time_ns=self._clock(), trace=item.trace)
+        outcome = outcome_pb2.Outcome.FromString(self._kernel.step(message.SerializeToString()))
+        if not outcome.accepted:
+            return Committed(outcome, None)
+        message.sequence = outcome.sequence
+        record = log_pb2.LogRecord(
+            kernel_id=self._kernel_id,
+            sequence=outcome.sequence,
+            input=message,
+            outcome=outcome,
+            post_state=view_pb2.KernelView.FromString(self._kernel.post_state()),
+            venue_stream_position=item.stream_position,
+        )
+        if message.HasField("trace"):
+            record.trace.CopyFrom(message.trace)
+        record.record_time.FromNanoseconds(self._clock())
+        return Committed(outcome, record)
+
+    async def final_snapshot(self) -> None:
+        """At shutdown, with the writer stopped: snapshots if records came since the last one."""
+        if self._failure is None and self._kernel.last_sequence > self._last_snapshot:
+            await self.snapshot()
+
+    async def snapshot(self) -> None:
+        """Writes a snapshot of the current state and compacts the journal (writer only)."""
+        sequence = self._kernel.last_sequence
+        stored = log_pb2.JournalSnapshot(
+            kernel_snapshot=self._kernel.snapshot(), venue_stream_position=self.venue_stream_position
+        )
+        await self._journal.write_snapshot(sequence, stored.SerializeToString())
+        self._last_snapshot = sequence
+        freed = await self._journal.compact()
+        log.info("snapshot_written", sequence=sequence, freed_bytes=freed)

@@ -1,0 +1,142 @@
+"""services.common.telemetry: explicit providers, interceptors and W3C carriers (in-memory exporter)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import grpc
+import grpc.aio
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from services.common.errors import abort_invalid_argument
+from services.common.grpc_server import GrpcServer
+from services.common.logging import get_logger
+from services.common.telemetry import (
+    EXCLUDED_SERVICES,
+    client_interceptors,
+    extract_context,
+    inject_context,
+    server_interceptors,
+    setup_tracing,
+    shutdown_tracing,
+)
+from tests.common.helpers import call_raw, generic_binding, health_status, list_services, loopback_settings
+
+SERVICE = "pink.test.v1.Traced"
+
+
+async def echo(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    return request
+
+
+async def reject(_request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    await abort_invalid_argument(context, "bad", [("qty", "must be > 0")])
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter, log_stream: io.StringIO) -> Iterator[TracerProvider]:
+    provider = setup_tracing("pink-test", "1.2.3", exporter=exporter)
+    yield provider
+    provider.shutdown()
+
+
+def test_resource_names_the_service_and_version(monkeypatch: pytest.MonkeyPatch, log_stream: io.StringIO) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,service.namespace=pink")
+    provider = setup_tracing("pink-kernel", "0.9.0", exporter=InMemorySpanExporter())
+    attributes = provider.resource.attributes
+    assert attributes["service.name"] == "pink-kernel"
+    assert attributes["service.version"] == "0.9.0"
+    assert attributes["deployment.environment"] == "test"
+    assert attributes["service.namespace"] == "pink"
+    provider.shutdown()
+
+
+@pytest.mark.anyio
+async def test_client_and_server_spans_share_the_trace_and_health_is_not_traced(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    binding = generic_binding(SERVICE, {"Echo": echo, "Reject": reject})
+    server = GrpcServer(
+        loopback_settings(), [binding], interceptors=server_interceptors(provider), logger=get_logger("t")
+    )
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", interceptors=client_interceptors(provider)
+        ) as channel:
+            assert await call_raw(channel, f"/{SERVICE}/Echo", b"hi") == b"hi"
+            await health_status(channel, "")
+            assert EXCLUDED_SERVICES[1] in await list_services(channel)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await call_raw(channel, f"/{SERVICE}/Reject")
+    finally:
+        await server.stop()
+
+    spans = exporter.get_finished_spans()
+    assert sorted((span.name, span.kind.name) for span in spans) == [
+        (f"/{SERVICE}/Echo", "CLIENT"),
+        (f"/{SERVICE}/Echo", "SERVER"),
+        (f"/{SERVICE}/Reject", "CLIENT"),
+        (f"/{SERVICE}/Reject", "SERVER"),
+    ]
+    for method in ("Echo", "Reject"):
+        client = next(s for s in spans if s.name.endswith(method) and s.kind is trace.SpanKind.CLIENT)
+        server_span = next(s for s in spans if s.name.endswith(method) and s.kind is trace.SpanKind.SERVER)
+        assert client.context is not None
+        assert server_span.context is not None
+        assert server_span.context.trace_id == client.context.trace_id
+        assert server_span.parent is not None
+        assert server_span.parent.span_id == client.context.span_id
+        assert server_span.resource.attributes["service.version"] == "1.2.3"
+    rejected = next(s for s in spans if s.name.endswith("Reject") and s.kind is trace.SpanKind.SERVER)
+    assert rejected.attributes is not None
+    assert rejected.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_carriers_cross_a_queue(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    tracer = provider.get_tracer("pink.test")
+    assert "traceparent" not in inject_context()  # nothing active
+    with tracer.start_as_current_span("enqueue") as producer:
+        carrier = inject_context()
+    assert carrier["traceparent"].startswith("00-")
+    context = extract_context(carrier)
+    remote = trace.get_current_span(context).get_span_context()
+    assert remote.is_remote
+    assert (remote.trace_id, remote.span_id) == (
+        producer.get_span_context().trace_id,
+        producer.get_span_context().span_id,
+    )
+    with tracer.start_as_current_span("apply", context=context) as consumer:
+        assert consumer.get_span_context().trace_id == producer.get_span_context().trace_id
+    (_, applied) = exporter.get_finished_spans()
+    assert applied.parent is not None
+    assert applied.parent.span_id == producer.get_span_context().span_id
+
+
+def test_sdk_disabled_records_nothing(monkeypatch: pytest.MonkeyPatch, log_stream: io.StringIO) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    exporter = InMemorySpanExporter()
+    provider = setup_tracing("pink-test", "1", exporter=exporter)
+    with provider.get_tracer("pink.test").start_as_current_span("ignored") as span:
+        assert not span.is_recording()
+    assert exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+
+@pytest.mark.anyio
+async def test_otlp_exporter_from_the_environment(monkeypatch: pytest.MonkeyPatch, log_stream: io.StringIO) -> None:
+    # Nothing listens there; no span is created, so shutdown exports nothing and returns.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    provider = setup_tracing("pink-test", "1")
+    await shutdown_tracing(provider)
+    (record,) = [r for r in log_stream.getvalue().splitlines() if "tracing configured" in r]
+    assert '"exporter": "otlp-grpc"' in record

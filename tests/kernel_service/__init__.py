@@ -1,0 +1,1 @@
+"""Tests of the kernel service (services/kernel): journal, recovery and the gRPC surface."""
