@@ -172,6 +172,15 @@ class KernelCore:
         return self._kernel.last_sequence
 
     @property
+    def snapshot_sequence(self) -> int:
+        """Sequence of the newest snapshot (0: none yet)."""
+        return self._last_snapshot
+
+    def state(self) -> tuple[int, str]:
+        """The sequence the kernel has applied and the hash of its state there."""
+        return self._kernel.last_sequence, self._kernel.state_hash()
+
+    @property
     def committed_sequence(self) -> int:
         """Sequence of the last durable, published record."""
         return self.view.sequence

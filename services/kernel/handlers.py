@@ -52,8 +52,19 @@ def _valid_consumer(name: str) -> bool:
 class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
     """The KernelService API over one ``KernelCore``."""
 
-    def __init__(self, core: KernelCore, feed: RecordFeed, journal: Journal, metrics: KernelMetrics) -> None:
+    def __init__(
+        self,
+        core: KernelCore,
+        feed: RecordFeed,
+        journal: Journal,
+        metrics: KernelMetrics,
+        *,
+        kernel_id: str,
+        version: str,
+    ) -> None:
         self._core = core
+        self._kernel_id = kernel_id
+        self._version = version
         self._feed = feed
         self._journal = journal
         self._metrics = metrics
@@ -311,3 +322,20 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
             )
         acknowledged = await self._journal.ack(request.consumer, request.sequence)
         return kernel_service_pb2.AckRecordsResponse(acknowledged_sequence=acknowledged)
+
+    async def GetStatus(  # noqa: N802
+        self, request: kernel_service_pb2.GetStatusRequest, context: Context
+    ) -> kernel_service_pb2.GetStatusResponse:
+        state_sequence, state_hash = self._core.state()
+        first = self._journal.first_sequence
+        return kernel_service_pb2.GetStatusResponse(
+            kernel_id=self._kernel_id,
+            sequence=self._core.committed_sequence,
+            state_hash=state_hash,
+            state_sequence=state_sequence,
+            journal_first_sequence=first if first <= self._journal.last_sequence else 0,
+            snapshot_sequence=self._core.snapshot_sequence,
+            venue_stream_position=self._core.venue_stream_position,
+            serving=self.accepting,
+            version=self._version,
+        )

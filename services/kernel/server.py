@@ -70,7 +70,7 @@ async def serve(
         venue_stream_position=recovered.venue_stream_position,
     )
     feed = RecordFeed(core, journal, settings.watch_buffer)
-    servicer = KernelServicer(core, feed, journal, metrics)
+    servicer = KernelServicer(core, feed, journal, metrics, kernel_id=settings.kernel_id, version=VERSION)
     server = GrpcServer(
         settings,
         [ServiceBinding(SERVICE_NAME, kernel_service_pb2_grpc.add_KernelServiceServicer_to_server, servicer)],

@@ -22,7 +22,8 @@ Fixtures:
     the journal (empty at first) with its writer task running.
 
 Helpers: :func:`make_settings`, :func:`running_kernel` (reopen the same ``settings`` to restart
-a kernel from its journal), :class:`RecordingCore` (every submission and its judgement,
+a kernel from its journal), :func:`clean_replay` (the reference kernel: every journaled record
+replayed from sequence 1 with no snapshot), :class:`RecordingCore` (every submission and its judgement,
 accepted or not), :class:`ManualClock` (the kernel's time, moved by the test).
 """
 
@@ -41,6 +42,7 @@ import grpc.aio
 import pytest
 from prometheus_client import CollectorRegistry
 
+import pink_kernel
 from services.common.config import load_settings
 from services.kernel.config import KernelSettings
 from services.kernel.core import Committed, KernelCore, Payload
@@ -55,6 +57,7 @@ __all__ = [
     "KernelHarness",
     "ManualClock",
     "RecordingCore",
+    "clean_replay",
     "make_settings",
     "running_kernel",
 ]
@@ -173,6 +176,27 @@ async def running_kernel(
                 await writer
     finally:
         await journal.close()
+
+
+async def clean_replay(settings: KernelSettings, *, upto: int | None = None) -> pink_kernel.Kernel:
+    """A fresh kernel fed every record of the journal from sequence 1 (up to ``upto``), checksums verified.
+
+    No snapshot is used, so it is the independent reference a recovered or running kernel must
+    equal (``state_hash``). Needs the whole journal (``snapshot_every`` large enough that nothing
+    was compacted); the journal must not be open elsewhere.
+    """
+    kernel = pink_kernel.Kernel(settings.kernel_config().SerializeToString())
+    journal = await Journal.open(settings.data_dir / "journal", segment_bytes=settings.segment_bytes, fsync=False)
+    try:
+        assert journal.last_sequence == 0 or journal.first_sequence == 1, "part of the journal was compacted"
+        end = journal.last_sequence if upto is None else upto
+        assert end <= journal.last_sequence, f"the journal ends at {journal.last_sequence}, before {end}"
+        while kernel.last_sequence < end:
+            chunk = await journal.read(kernel.last_sequence, min(4096, end - kernel.last_sequence))
+            kernel.replay([payload for _, payload in chunk])
+    finally:
+        await journal.close()
+    return kernel
 
 
 @pytest.fixture

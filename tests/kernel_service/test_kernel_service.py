@@ -32,7 +32,7 @@ from services.common.proto import (
 )
 from services.kernel.config import KernelSettings
 from services.kernel.server import SERVICE_NAME, serve
-from tests.kernel_service.conftest import make_settings
+from tests.kernel_service.conftest import clean_replay, make_settings
 from tests.kernel_service.venue_double import VenueDouble
 
 pytestmark = pytest.mark.anyio
@@ -245,6 +245,25 @@ async def test_restart_recovers_the_same_state(tmp_path: Path, venue: VenueDoubl
         )
         trade_ids = {s.trade_id for s in before.slots if s.trade_id}
         assert again.slot.trade_id not in trade_ids, "id counters survive the restart"
+
+
+async def test_status_reports_the_state_hash_of_a_clean_replay(tmp_path: Path, venue: VenueDouble) -> None:
+    settings = settings_for(tmp_path, venue, snapshot_every=5, kernel_id="pinktest")
+    async with running_service(settings) as kernel:
+        for slot in range(3):
+            await kernel.stub.SubmitIntent(
+                kernel_service_pb2.SubmitIntentRequest(intent=enter(f"i-{slot}", slot), wait=wait_done()),
+                timeout=TIMEOUT,
+            )
+        status = await kernel.stub.GetStatus(kernel_service_pb2.GetStatusRequest(), timeout=TIMEOUT)
+    assert status.serving
+    assert (status.kernel_id, status.version) == ("pinktest", "0.1.0")
+    assert status.state_sequence == status.sequence >= 9, "3 intents, each accepted, filled and answered"
+    assert status.journal_first_sequence == 1
+    assert 5 <= status.snapshot_sequence <= status.sequence
+    reference = await clean_replay(settings, upto=status.state_sequence)
+    assert status.state_hash == reference.state_hash()
+    assert len(status.state_hash) == 64
 
 
 async def test_other_kernel_parameters_are_refused_for_an_existing_journal(tmp_path: Path, venue: VenueDouble) -> None:
