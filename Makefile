@@ -3,6 +3,7 @@
 #   make install    .venv with pinned tools, generated protos, the pink_kernel extension
 #   make test       install, lint, rust-test, verify, py-test (in that order)
 #   make run        the demo paper-trading session
+#   make chaos      the kernel crash test alone (SIGKILL under load), CHAOS_RUNS=500 runs
 #
 # Needs python3.11, cargo (with rustfmt and clippy) and access to PyPI and crates.io.
 # Work already done is remembered by stamp files under .stamps/, keyed on their inputs,
@@ -21,6 +22,9 @@ CARGO ?= cargo
 CARGO_MANIFEST := --manifest-path kernel-rs/Cargo.toml
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
+GO ?= go
+GRPCURL_VERSION := v1.9.4
+TOOLS_BIN := .tools/bin
 
 PROTOS := $(sort $(wildcard protos/pink/v1/*.proto))
 PROTO_OUT := $(patsubst protos/pink/v1/%.proto,services/common/proto/%_pb2.py,$(PROTOS))
@@ -31,12 +35,12 @@ KERNEL_INPUTS := kernel-rs/Cargo.toml kernel-rs/Cargo.lock $(PROTOS) \
 	kernel-rs/pink-kernel-py/Cargo.toml kernel-rs/pink-kernel-py/pyproject.toml kernel-rs/pink-kernel-py/pink_kernel.pyi \
 	$(shell find kernel-rs/pink-core/src kernel-rs/pink-kernel-py/src -type f -name '*.rs' 2>/dev/null)
 
-.PHONY: help install protos kernel lint rust-test verify py-test test bench run clean FORCE
+.PHONY: help install protos kernel lint rust-test verify py-test test bench run chaos clean FORCE
 
 help:
-	@echo "targets: install protos kernel lint rust-test verify py-test test bench run clean"
+	@echo "targets: install protos kernel lint rust-test verify py-test test bench run chaos clean"
 
-install: $(STAMPS)/venv $(STAMPS)/protos $(STAMPS)/kernel
+install: $(STAMPS)/venv $(STAMPS)/protos $(STAMPS)/kernel $(STAMPS)/grpcurl-$(GRPCURL_VERSION)
 
 protos: $(STAMPS)/protos
 
@@ -62,6 +66,12 @@ $(STAMPS)/kernel: $(KERNEL_INPUTS) $(STAMPS)/venv
 	VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/maturin develop --release --quiet -m kernel-rs/pink-kernel-py/Cargo.toml
 	$(BIN)/python -c 'import pink_kernel; print("pink_kernel", pink_kernel.__version__, "installed")'
+	@mkdir -p $(STAMPS) && touch $@
+
+# grpcurl: the operators' gRPC client (server reflection); the ops tests call it.
+$(STAMPS)/grpcurl-$(GRPCURL_VERSION):
+	GOBIN="$(abspath $(TOOLS_BIN))" GOFLAGS=-mod=mod $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	$(TOOLS_BIN)/grpcurl -version
 	@mkdir -p $(STAMPS) && touch $@
 
 FORCE:
@@ -93,7 +103,13 @@ verify:
 	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify
 
 py-test: install
-	$(BIN)/pytest
+	PINK_GRPCURL="$(abspath $(TOOLS_BIN))/grpcurl" $(BIN)/pytest
+
+# The crash test of the kernel service (tests/kernel_service/test_crash.py) alone, with many
+# more seeded runs than the 50 of py-test. A failure names its seed: PINK_CHAOS_SEED=<n> repeats it.
+CHAOS_RUNS ?= 500
+chaos: install
+	PINK_CHAOS_RUNS=$(CHAOS_RUNS) $(BIN)/pytest tests/kernel_service/test_crash.py -q
 
 # Sequential on purpose (even under make -j): each step needs the previous one.
 test:
@@ -115,7 +131,7 @@ run: install
 	$(BIN)/python -m services.kernel.demo
 
 clean:
-	rm -rf $(VENV) $(STAMPS) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) $(STAMPS) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
 	rm -f services/common/proto/*_pb2.py services/common/proto/*_pb2.pyi \
 		services/common/proto/*_pb2_grpc.py services/common/proto/*_pb2_grpc.pyi
 	find . -name __pycache__ -type d -not -path './kernel-rs/target/*' -prune -exec rm -rf {} +

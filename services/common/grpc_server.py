@@ -21,10 +21,11 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
+from google.protobuf import descriptor, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from structlog.stdlib import BoundLogger
@@ -45,6 +46,34 @@ class ServiceBinding:
     name: str
     add: Callable[[Any, grpc.aio.Server], None]
     servicer: object
+
+
+class MethodAwarePool:
+    """The descriptor pool reflection answers from, also resolving ``package.Service.Method``.
+
+    The C++/upb pool finds services and messages but not methods by full name, so
+    ``grpcurl describe pink.v1.KernelService.SubmitIntent`` would fail; a method lives in its
+    service's file, so an unknown symbol is retried as its parent.
+    """
+
+    def __init__(self, pool: descriptor_pool.DescriptorPool) -> None:
+        self._pool = pool
+
+    def FindFileContainingSymbol(self, symbol: str) -> descriptor.FileDescriptor:  # noqa: N802 - pool protocol
+        try:
+            return self._pool.FindFileContainingSymbol(symbol)
+        except KeyError:
+            parent, _, method = symbol.rpartition(".")
+            try:
+                service = self._pool.FindServiceByName(parent)
+            except KeyError:
+                service = None
+            if service is None or method not in service.methods_by_name:
+                raise
+            return service.file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 class GrpcServer:
@@ -111,7 +140,10 @@ class GrpcServer:
             await health_servicer.set(key, health_pb2.HealthCheckResponse.NOT_SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            [*(binding.name for binding in self._bindings), health.SERVICE_NAME, reflection.SERVICE_NAME], server
+            [*(binding.name for binding in self._bindings), health.SERVICE_NAME, reflection.SERVICE_NAME],
+            server,
+            # Duck-typed: reflection only calls the pool's Find* methods.
+            pool=cast(descriptor_pool.DescriptorPool, MethodAwarePool(descriptor_pool.Default())),
         )
 
         address = f"{settings.host}:{settings.port}"

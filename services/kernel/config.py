@@ -62,6 +62,10 @@ class KernelSettings(ServiceSettings):
     watch_buffer: int = Field(default=1024, ge=1)
     # Timeout of each call to the VenueService.
     venue_timeout_seconds: PositiveSeconds = 5.0
+    # Run-time reconcile with the venue: on schedule, and on reconcile-needed anomalies at most
+    # once per spacing (each one is three REST reads at the venue service).
+    reconcile_every_seconds: PositiveSeconds = 300.0
+    reconcile_spacing_seconds: PositiveSeconds = 5.0
 
     @field_validator("allowed_symbols")
     @classmethod

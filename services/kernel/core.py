@@ -52,6 +52,7 @@ Payload: TypeAlias = (
 )
 #: Called with every committed batch of accepted records, in order, by the writer.
 Listener: TypeAlias = Callable[[Sequence["Committed"]], None]
+AnomalyListener: TypeAlias = Callable[[outcome_pb2.Outcome], None]
 
 _FIELD_OF = {
     "Intent": "intent",
@@ -156,6 +157,7 @@ class KernelCore:
         self._clock = clock
         self._queue: asyncio.Queue[_Submission] = asyncio.Queue(maxsize=queue_limit)
         self._listeners: list[Listener] = []
+        self._anomaly_listeners: list[AnomalyListener] = []
         self._failure: BaseException | None = None
         self._changed = asyncio.Condition()
         self._last_snapshot = kernel.last_sequence
@@ -206,6 +208,10 @@ class KernelCore:
     def on_commit(self, listener: Listener) -> None:
         """Calls ``listener`` (synchronously, from the writer) with every committed batch in order."""
         self._listeners.append(listener)
+
+    def on_anomalies(self, listener: AnomalyListener) -> None:
+        """Calls ``listener`` (from the writer) with every judged outcome that carries anomalies, rejected or not."""
+        self._anomaly_listeners.append(listener)
 
     # ------------------------------------------------------------------ writing
 
@@ -272,10 +278,7 @@ class KernelCore:
                     self.venue_stream_position = committed.record.venue_stream_position
         async with self._changed:
             self._changed.notify_all()
-        for item, committed in results:
-            if not item.done.done():
-                item.done.set_result(committed)
-            self._metrics.observe(_FIELD_OF[type(item.payload).__name__], committed.outcome)
+        self._answer(results)
         self._metrics.slot_states({slot_id: slot.state for slot_id, slot in self.view.slots.items()})
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         accepted = [c for _, c in results if c.record is not None]
@@ -284,6 +287,17 @@ class KernelCore:
                 listener(accepted)
         if self._kernel.last_sequence - self._last_snapshot >= self._snapshot_every:
             await self.snapshot()
+
+    def _answer(self, results: Sequence[tuple[_Submission, Committed]]) -> None:
+        for item, committed in results:
+            if not item.done.done():
+                item.done.set_result(committed)
+            self._metrics.observe(_FIELD_OF[type(item.payload).__name__], committed.outcome)
+            if isinstance(item.payload, venue_event_pb2.VenueEvent):
+                self._metrics.venue_event(item.payload, committed.outcome)
+            if committed.outcome.anomalies:
+                for listener in self._anomaly_listeners:
+                    listener(committed.outcome)
 
     def _step(self, item: _Submission) -> Committed:
         message = input_message(item.payload, time_ns=self._clock(), trace=item.trace)

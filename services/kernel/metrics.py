@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
 
-from services.common.proto import kernel_input_pb2, outcome_pb2, slot_pb2
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.common.proto import kernel_input_pb2, outcome_pb2, slot_pb2, venue_event_pb2
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -16,6 +20,12 @@ class KernelMetrics:
         self.registry = registry
         self.inputs = Counter(
             "pink_kernel_inputs_total", "Inputs judged by the kernel", ["kind", "code"], registry=registry
+        )
+        self.venue_events = Counter(
+            "pink_kernel_venue_events_total",
+            "Venue events judged by the kernel, by event kind and outcome code",
+            ["kind", "code"],
+            registry=registry,
         )
         self.anomalies = Counter("pink_kernel_anomalies_total", "Anomalies reported", ["kind"], registry=registry)
         self.commands = Counter("pink_kernel_commands_total", "Commands emitted", ["command"], registry=registry)
@@ -59,6 +69,13 @@ class KernelMetrics:
         if outcome.accepted:
             self.sequence.set(outcome.sequence)
 
+    def venue_event(self, event: venue_event_pb2.VenueEvent, outcome: outcome_pb2.Outcome) -> None:
+        # The event is caller input: an unknown kind (refused as INVALID_INPUT) must not break the count.
+        known = event.kind in venue_event_pb2.VenueEventKind.values()
+        kind = venue_event_pb2.VenueEventKind.Name(event.kind).removeprefix("VENUE_EVENT_KIND_") if known else "INVALID"
+        code = outcome_pb2.DiagnosticCode.Name(outcome.code).removeprefix("DIAGNOSTIC_CODE_")
+        self.venue_events.labels(kind=kind, code=code).inc()
+
     def slot_states(self, states: dict[int, slot_pb2.SlotState.ValueType]) -> None:
         names = [name for name in slot_pb2.SlotState.keys() if not name.endswith("UNSPECIFIED")]  # noqa: SIM118
         counts = dict.fromkeys(names, 0)
@@ -70,3 +87,33 @@ class KernelMetrics:
 
 def input_kind(message: kernel_input_pb2.KernelInput) -> str:
     return message.WhichOneof("payload") or "none"
+
+
+class LagCollector(Collector):
+    """Journal lag read at scrape time: records applied but not yet durable, and each log consumer's backlog."""
+
+    def __init__(
+        self,
+        applied: Callable[[], int],
+        committed: Callable[[], int],
+        consumers: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self._applied = applied
+        self._committed = committed
+        self._consumers = consumers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        committed = self._committed()
+        yield GaugeMetricFamily(
+            "pink_kernel_journal_pending_records",
+            "Records the kernel applied that are not yet durable (being fsynced)",
+            value=max(0, self._applied() - committed),
+        )
+        lag = GaugeMetricFamily(
+            "pink_kernel_consumer_lag_records",
+            "Records of the log a registered consumer has not acknowledged yet",
+            labels=["consumer"],
+        )
+        for name, acknowledged in sorted(self._consumers().items()):
+            lag.add_metric([name], max(0, committed - acknowledged))
+        yield lag

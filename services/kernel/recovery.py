@@ -96,7 +96,7 @@ async def recover(journal: Journal, config: snapshot_pb2.KernelConfig) -> Recove
             position = kernel.replay(chunk) or position
             replayed += len(chunk)
             chunk = []
-            await asyncio.sleep(0)  # let health checks answer during a long replay
+            await asyncio.sleep(0)  # a long replay yields to the loop (signals, logging) between chunks
     if chunk:
         position = kernel.replay(chunk) or position
         replayed += len(chunk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -26,7 +27,7 @@ from services.kernel.core import KernelCore
 from services.kernel.feeds import RecordFeed
 from services.kernel.handlers import KernelServicer
 from services.kernel.journal import Journal
-from services.kernel.metrics import KernelMetrics
+from services.kernel.metrics import KernelMetrics, LagCollector
 from services.kernel.recovery import pin_config, recover
 from services.kernel.venue_link import VenueLink, VenueLinkError
 
@@ -38,6 +39,14 @@ VERSION = "0.1.0"
 DRAIN_SECONDS = 5.0
 
 
+@dataclass(frozen=True)
+class Ports:
+    """Where a started service listens (ephemeral ports are known only once bound)."""
+
+    grpc: int
+    metrics: int | None
+
+
 async def _timer(core: KernelCore, seconds: float) -> None:
     """Tells the kernel that time passed, so missed deadlines turn into queries."""
     while True:
@@ -46,9 +55,17 @@ async def _timer(core: KernelCore, seconds: float) -> None:
 
 
 async def serve(
-    settings: KernelSettings, *, stop_event: asyncio.Event | None = None, on_ready: Callable[[int], None] | None = None
+    settings: KernelSettings,
+    *,
+    stop_event: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    on_listening: Callable[[Ports], None] | None = None,
 ) -> int:
-    """Runs the kernel service until SIGTERM/SIGINT (or ``stop_event``); returns the exit status."""
+    """Runs the kernel service until SIGTERM/SIGINT (or ``stop_event``); returns the exit status.
+
+    ``on_listening`` gets the bound ports as soon as the server listens (still NOT_SERVING);
+    ``on_ready`` gets the gRPC port once it reports SERVING.
+    """
     provider = setup_tracing("pink-kernel", VERSION)
     config = settings.kernel_config()
     await pin_config(settings.data_dir, config)
@@ -69,6 +86,9 @@ async def serve(
         metrics=metrics,
         venue_stream_position=recovered.venue_stream_position,
     )
+    registry.register(
+        LagCollector(lambda: core.last_sequence, lambda: core.committed_sequence, lambda: journal.consumers)
+    )
     feed = RecordFeed(core, journal, settings.watch_buffer)
     servicer = KernelServicer(core, feed, journal, metrics, kernel_id=settings.kernel_id, version=VERSION)
     server = GrpcServer(
@@ -78,7 +98,14 @@ async def serve(
         logger=log,
     )
     channel = grpc.aio.insecure_channel(settings.venue_address, interceptors=client_interceptors(provider))
-    venue = VenueLink(core, channel, timeout=settings.venue_timeout_seconds, symbols=settings.allowed_symbols)
+    venue = VenueLink(
+        core,
+        channel,
+        timeout=settings.venue_timeout_seconds,
+        symbols=settings.allowed_symbols,
+        reconcile_every=settings.reconcile_every_seconds,
+        reconcile_spacing=settings.reconcile_spacing_seconds,
+    )
     venue.attach()
     metrics_server = (
         MetricsServer(registry, settings.metrics_host, settings.metrics_port)
@@ -88,8 +115,9 @@ async def serve(
     tasks: list[asyncio.Task[None]] = []
     try:
         port = await server.start()
-        if metrics_server is not None:
-            await metrics_server.start()
+        metrics_port = await metrics_server.start() if metrics_server is not None else None
+        if on_listening is not None:
+            on_listening(Ports(port, metrics_port))
         tasks.append(asyncio.create_task(core.run(), name="kernel-writer"))
         try:
             await venue.startup()

@@ -30,6 +30,11 @@
   one reconcile of the kernel's view against the venue's open orders, positions and balance
   (:func:`build_reconcile`), and a re-send of the work that was in flight when the previous
   process stopped (same keys, so the venue never duplicates an order).
+* **Run-time reconcile**: the same reconcile again whenever the kernel reports an anomaly that
+  needs one (a late fill for a closed trade, an order it does not know, ...) and on a schedule
+  (``reconcile_every``), at most once per ``reconcile_spacing``. It is built against the slot
+  versions and capital read *before* the venue was asked, so if the kernel applied anything
+  to those slots meanwhile it refuses it (VERSION_CONFLICT) and the link tries again later.
 
 Every part runs as a task of :meth:`VenueLink.run`, supervised: a task that fails unexpectedly
 is logged with its traceback and restarted with backoff.
@@ -205,15 +210,20 @@ class VenueLink:
         retry: RetryPolicy | None = None,
         workers: int = 8,
         stream_timeout: float = 300.0,
+        reconcile_every: float = 300.0,
+        reconcile_spacing: float = 5.0,
     ) -> None:
-        if timeout <= 0 or stream_timeout <= 0:
-            raise ValueError("timeouts must be > 0")
+        if min(timeout, stream_timeout, reconcile_every, reconcile_spacing) <= 0:
+            raise ValueError("timeouts and intervals must be > 0")
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._core = core
         self._stub = venue_service_pb2_grpc.VenueServiceStub(channel)
         self._timeout = timeout
         self._stream_timeout = stream_timeout
+        self._reconcile_every = reconcile_every
+        self._reconcile_spacing = reconcile_spacing
+        self._reconcile_wanted = asyncio.Event()
         self._symbols = list(symbols)
         self._retry = retry or RetryPolicy()
         self._queues: list[asyncio.Queue[_Work]] = [asyncio.Queue() for _ in range(workers)]
@@ -247,6 +257,11 @@ class VenueLink:
             raise RuntimeError("VenueLink.attach() called twice")
         self._attached = True
         self._core.on_commit(self._on_commit)
+        self._core.on_anomalies(self._on_anomalies)
+
+    def _on_anomalies(self, outcome: outcome_pb2.Outcome) -> None:
+        if any(anomaly.reconcile_needed for anomaly in outcome.anomalies):
+            self._reconcile_wanted.set()
 
     def _on_commit(self, batch: Sequence[Committed]) -> None:
         for committed in batch:
@@ -488,6 +503,7 @@ class VenueLink:
                 group.create_task(self._supervise(f"dispatch-{index}", functools.partial(self._worker, queue)))
             group.create_task(self._supervise("executions", self._executions))
             group.create_task(self._supervise("marks", self._marks))
+            group.create_task(self._supervise("reconciler", self._reconciler))
 
     async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -519,7 +535,7 @@ class VenueLink:
         the service serves and the operator decides (kill switch).
         """
         await self._load_instruments()
-        await self._reconcile()
+        await self._reconcile("startup")
         await self._resend_in_flight()
 
     async def _read(self, method: str, invoke: Callable[[], Awaitable[_R]]) -> _R:
@@ -551,29 +567,72 @@ class VenueLink:
                 violations=_violations(committed.outcome),
             )
 
-    async def _reconcile(self) -> None:
+    async def _reconciler(self) -> None:
+        """Run-time reconciles: on a reconcile-needed anomaly or on schedule, spaced out."""
+        while True:
+            try:
+                await asyncio.wait_for(self._reconcile_wanted.wait(), self._reconcile_every)
+                reason = "anomaly"
+            except TimeoutError:
+                reason = "schedule"
+            self._reconcile_wanted.clear()
+            outcome: outcome_pb2.Outcome | None = None
+            failure: VenueCallError | None = None
+            try:
+                outcome = await self._reconcile(reason)
+            except VenueCallError as error:
+                failure = error
+            if outcome is None:
+                log.error("reconcile_venue_unreadable", reason=reason, error=str(failure), action="tried again later")
+                self._reconcile_wanted.set()
+            elif outcome.code == outcome_pb2.DIAGNOSTIC_CODE_VERSION_CONFLICT:
+                self._reconcile_wanted.set()  # the kernel moved while the venue was read: build it again
+            # Spacing, not synchronisation: anomalies arriving meanwhile coalesce into the next round.
+            await asyncio.sleep(self._reconcile_spacing)
+
+    async def _reconcile(self, reason: str) -> outcome_pb2.Outcome:
+        """Reads the venue's truth, submits a Reconcile built against the state read before, logs it.
+
+        At start-up (``reason == "startup"``) an unreadable venue is a :class:`VenueLinkError`;
+        at run time a :class:`VenueCallError`.
+        """
+
+        async def call(method: str, key: str, invoke: Callable[[], Awaitable[_R]]) -> _R:
+            return await (self._read(method, invoke) if reason == "startup" else self._call(method, key, invoke))
+
+        view = self._core.view
+        slots, capital, sequence = dict(view.slots), view.account.capital, view.sequence
         orders_request = venue_service_pb2.ListOpenOrdersRequest()
         positions_request = venue_service_pb2.ListPositionsRequest()
         balance_request = venue_service_pb2.GetBalanceRequest()
-        orders = await self._read(
-            "ListOpenOrders", lambda: self._stub.ListOpenOrders(orders_request, timeout=self._timeout)
+        orders: venue_service_pb2.ListOpenOrdersResponse = await call(
+            "ListOpenOrders", "", lambda: self._stub.ListOpenOrders(orders_request, timeout=self._timeout)
         )
-        positions = await self._read(
-            "ListPositions", lambda: self._stub.ListPositions(positions_request, timeout=self._timeout)
+        positions: venue_service_pb2.ListPositionsResponse = await call(
+            "ListPositions", "", lambda: self._stub.ListPositions(positions_request, timeout=self._timeout)
         )
-        balance = await self._read("GetBalance", lambda: self._stub.GetBalance(balance_request, timeout=self._timeout))
-        view = self._core.view
+        balance: venue_service_pb2.GetBalanceResponse = await call(
+            "GetBalance", "", lambda: self._stub.GetBalance(balance_request, timeout=self._timeout)
+        )
         reconcile, findings = build_reconcile(
-            f"startup-{view.sequence}", dict(view.slots), list(orders.orders), list(positions.positions), balance
+            f"{reason}-{sequence}", slots, list(orders.orders), list(positions.positions), balance, capital=capital
         )
         for finding in findings:
             log.log(finding.level, finding.event, reconcile_id=reconcile.reconcile_id, **finding.fields)
         committed = await self._submit(reconcile, trace=inject_context())
         outcome = committed.outcome
         _log_anomalies(outcome, reconcile_id=reconcile.reconcile_id)
-        if outcome.accepted:
+        if outcome.code == outcome_pb2.DIAGNOSTIC_CODE_VERSION_CONFLICT:
             log.info(
-                "startup_reconciled",
+                "reconcile_superseded",
+                reconcile_id=reconcile.reconcile_id,
+                message=outcome.message,
+                action="the kernel moved while the venue was read; built again later",
+            )
+        elif outcome.accepted:
+            log.info(
+                "reconciled",
+                reason=reason,
                 reconcile_id=reconcile.reconcile_id,
                 sequence=outcome.sequence,
                 slots=len(reconcile.slots),
@@ -583,7 +642,7 @@ class VenueLink:
             )
         elif outcome.code == outcome_pb2.DIAGNOSTIC_CODE_RECONCILE_CONFLICT:
             log.error(
-                "startup_reconcile_conflict",
+                "reconcile_conflict",
                 reconcile_id=reconcile.reconcile_id,
                 message=outcome.message,
                 violations=_violations(outcome),
@@ -591,12 +650,13 @@ class VenueLink:
             )
         else:
             log.error(
-                "startup_reconcile_refused",
+                "reconcile_refused",
                 reconcile_id=reconcile.reconcile_id,
                 code=_code(outcome),
                 message=outcome.message,
                 violations=_violations(outcome),
             )
+        return outcome
 
     def _in_flight(self) -> list[command_pb2.Command]:
         """PlaceOrder again for every PENDING_NEW order, CancelOrder again for every cancel requested."""

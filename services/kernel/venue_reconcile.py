@@ -1,7 +1,14 @@
-"""The startup reconcile: one ``pink.v1.Reconcile`` from the kernel's slots and the venue's truth.
+"""A reconcile: one ``pink.v1.Reconcile`` from the kernel's slots and the venue's truth.
 
 A pure function (:func:`build_reconcile`), so every attribution rule is tested on its own;
 the venue link fetches the venue's truth, calls it, submits the result and logs the findings.
+
+The venue is read while the kernel keeps going (at run time), so every truth carries the slot
+version it was built against and the balance the capital it was compared with: the kernel
+refuses the whole reconcile (VERSION_CONFLICT) if anything moved in between, and the link
+builds it again later. The balance is only compared while no order works: a fill the venue has
+booked but whose report has not reached the kernel yet would otherwise be counted twice (once
+as an adjustment, once when its report arrives).
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ def build_reconcile(
     open_orders: Sequence[venue_service_pb2.VenueOrder],
     positions: Sequence[venue_service_pb2.VenuePosition],
     balance: venue_service_pb2.GetBalanceResponse | None,
+    *,
+    capital: types_pb2.Decimal | None = None,
 ) -> tuple[kernel_input_pb2.Reconcile, list[Finding]]:
     """One ``pink.v1.Reconcile`` from the kernel's slots and the venue's truth, and what to log.
 
@@ -109,7 +118,10 @@ def build_reconcile(
       slot (WARNING), or ERROR when no slot is free.
     * An open order with a client order id that is no slot's working order: WARNING (foreign,
       not adopted).
-    * ``wallet_balance`` from GetBalance (the kernel books a difference as an adjustment).
+    * ``wallet_balance`` from GetBalance (the kernel books a difference as an adjustment), only
+      when no slot has a working order, with ``expected_capital`` = ``capital`` (the kernel's
+      capital the slots were read with) when given.
+    * Every truth carries ``expected_version``: the version of its slot in ``slots``.
     """
     builder = _ReconcileBuilder(slots)
     builder.working_orders({order.client_order_id: order for order in open_orders if order.client_order_id})
@@ -117,11 +129,24 @@ def build_reconcile(
     builder.held_positions(venue_positions)
     builder.adoptions(venue_positions)
     builder.foreign_orders(open_orders)
+    for truth in builder.truths:
+        truth.expected_version = slots[truth.slot_id].version
     reconcile = kernel_input_pb2.Reconcile(reconcile_id=reconcile_id, slots=builder.truths)
-    if balance is not None and balance.HasField("wallet_balance") and balance.wallet_balance.value:
-        reconcile.wallet_balance.CopyFrom(balance.wallet_balance)
-    else:
+    if balance is None or not balance.HasField("wallet_balance") or not balance.wallet_balance.value:
         builder.note(logging.WARNING, "reconcile_without_balance")
+    elif builder.working:
+        builder.note(
+            logging.INFO,
+            "reconcile_balance_deferred",
+            venue_balance=balance.wallet_balance.value,
+            kernel_capital=capital.value if capital is not None else None,
+            working_orders=sorted(builder.working),
+            action="compared once no order works (fills in flight would count twice)",
+        )
+    else:
+        reconcile.wallet_balance.CopyFrom(balance.wallet_balance)
+        if capital is not None and capital.value:
+            reconcile.expected_capital.CopyFrom(capital)
     return reconcile, builder.findings
 
 

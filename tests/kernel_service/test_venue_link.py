@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
-from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple
 
 import grpc
 import grpc.aio
@@ -34,138 +31,35 @@ from services.common.proto import (
     venue_service_pb2_grpc,
 )
 from services.kernel.config import KernelSettings
-from services.kernel.core import Committed, Payload, ViewCache
 from services.kernel.venue_link import GIVE_UP_MESSAGE, RetryPolicy, VenueLink, VenueLinkError
-from services.kernel.venue_reconcile import Finding, build_reconcile
-from tests.kernel.helpers import accepted, enter, fill, instrument_update, placed_order_id
-from tests.kernel_service.conftest import Judged, KernelHarness, ManualClock, running_kernel
+from tests.kernel.helpers import accepted, enter, instrument_update
+from tests.kernel_service.conftest import KernelHarness, ManualClock, running_kernel
+from tests.kernel_service.link_helpers import (
+    DUPLICATE,
+    FAST,
+    OPEN,
+    WAIT,
+    CancelRequest,
+    PlaceRequest,
+    QueryRequest,
+    StreamRequest,
+    cancel,
+    fills,
+    in_state,
+    limit_enter,
+    linked,
+    logged,
+    no_order,
+    of_kind,
+    open_position_without_venue,
+    place,
+    state,
+    stream_judged,
+    subscribed,
+)
 from tests.kernel_service.venue_double import BTC, ETH, VenueDouble
 
 pytestmark = pytest.mark.anyio
-
-P = TypeVar("P", bound=Payload)
-
-WAIT = 5.0
-FAST = RetryPolicy(initial=0.01, cap=0.2, attempts=8)
-OPEN = slot_pb2.SLOT_STATE_POSITION_OPEN
-DUPLICATE = outcome_pb2.DIAGNOSTIC_CODE_DUPLICATE_EVENT
-PlaceRequest = venue_service_pb2.PlaceOrderRequest
-CancelRequest = venue_service_pb2.CancelOrderRequest
-QueryRequest = venue_service_pb2.QueryOrderRequest
-StreamRequest = venue_service_pb2.StreamExecutionsRequest
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-@asynccontextmanager
-async def linked(
-    harness: KernelHarness,
-    channel: grpc.aio.Channel,
-    *,
-    retry: RetryPolicy = FAST,
-    startup: bool = True,
-    run: bool = True,
-) -> AsyncIterator[VenueLink]:
-    """A VenueLink on ``harness``: attached, started up, running (each optional), stopped after."""
-    link = VenueLink(harness.core, channel, timeout=2.0, symbols=[BTC, ETH], retry=retry)
-    link.attach()
-    if startup:
-        await link.startup()
-    task = asyncio.create_task(link.run(), name="venue-link") if run else None
-    try:
-        yield link
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def subscribed(venue: VenueDouble, count: int = 1) -> None:
-    """Waits until the execution stream has been (re)subscribed ``count`` times."""
-    await venue.wait_for(lambda: len(venue.requests_of(StreamRequest)) >= count)
-
-
-async def state(harness: KernelHarness, slot_id: int, wanted: Callable[[slot_pb2.Slot], bool]) -> slot_pb2.Slot:
-    """Waits until slot ``slot_id`` satisfies ``wanted``; returns it."""
-
-    def holds(view: ViewCache) -> bool:
-        return wanted(view.slots[slot_id])
-
-    if not holds(harness.core.view):
-        assert await harness.core.wait_for(holds, WAIT), harness.core.view.slots[slot_id]
-    return harness.core.view.slots[slot_id]
-
-
-def in_state(wanted: slot_pb2.SlotState.ValueType) -> Callable[[slot_pb2.Slot], bool]:
-    return lambda slot: slot.state == wanted
-
-
-def no_order(slot: slot_pb2.Slot) -> bool:
-    return not slot.HasField("active_order")
-
-
-def events(judged: list[Judged], kind: venue_event_pb2.VenueEventKind.ValueType, cid: str) -> list[Judged]:
-    """Judgements of venue events of ``kind`` about order ``cid``."""
-    return [
-        j
-        for j in judged
-        if isinstance(j.payload, venue_event_pb2.VenueEvent)
-        and j.payload.kind == kind
-        and j.payload.client_order_id == cid
-    ]
-
-
-def fills(judged: list[Judged], cid: str) -> list[Judged]:
-    return [
-        *events(judged, venue_event_pb2.VENUE_EVENT_KIND_FILL, cid),
-        *events(judged, venue_event_pb2.VENUE_EVENT_KIND_PARTIAL_FILL, cid),
-    ]
-
-
-def stream_judged(judged: list[Judged], position: str) -> list[Judged]:
-    return [j for j in judged if j.stream_position == position]
-
-
-def limit_enter(intent_id: str, slot: int, size: str = "0.002", price: str = "49000.0") -> intent_pb2.Intent:
-    return enter(intent_id, slot, size=size, limit_price=price, time_in_force=types_pb2.TIME_IN_FORCE_GTC)
-
-
-def cancel(intent_id: str, slot: int) -> intent_pb2.Intent:
-    return intent_pb2.Intent(intent_id=intent_id, action=intent_pb2.INTENT_ACTION_CANCEL, slot_id=slot)
-
-
-async def place(harness: KernelHarness, intent: intent_pb2.Intent) -> str:
-    """Submits an ENTER that must be accepted; returns its client order id."""
-    committed = await harness.core.submit(intent)
-    assert committed.accepted, committed.outcome
-    return placed_order_id(committed.outcome)
-
-
-async def open_position_without_venue(harness: KernelHarness, slot: int, size: str = "0.001") -> str:
-    """Drives a slot to POSITION_OPEN by submitting the venue's events directly (no link)."""
-    await harness.core.submit(instrument_update())
-    cid = await place(harness, enter(f"open-{slot}", slot, size=size, reference_price="50000"))
-    now = time.time_ns()
-    ack = await harness.core.submit(accepted(cid, f"ack-{cid}", venue_order_id=f"v-{cid}", time_ns=now))
-    filled = await harness.core.submit(
-        fill(cid, f"fill-{cid}", quantity=size, price="50000", cumulative=size, time_ns=now)
-    )
-    assert ack.accepted
-    assert filled.accepted
-    return cid
-
-
-def logged(captured: Sequence[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
-    """The captured log entries of ``event``."""
-    return [entry for entry in captured if entry["event"] == event]
-
-
-def of_kind(judged: list[Judged], kind: type[P]) -> list[tuple[P, Committed]]:
-    """The submissions of one payload type with the kernel's answers."""
-    return [(j.payload, j.committed) for j in judged if isinstance(j.payload, kind)]
-
 
 # ---------------------------------------------------------------------------------- commands
 
@@ -611,7 +505,7 @@ async def test_startup_reconcile_conflict_is_logged_and_the_service_goes_on(
         async with linked(kernel, venue_channel, run=False):
             pass
 
-    conflicts = logged(captured, "startup_reconcile_conflict")
+    conflicts = logged(captured, "reconcile_conflict")
     assert len(conflicts) == 1
     assert conflicts[0]["log_level"] == "error"
     assert any("side" in violation for violation in conflicts[0]["violations"])
@@ -625,102 +519,3 @@ async def test_startup_fails_loudly_when_the_venue_cannot_be_read(
     link = VenueLink(kernel.core, venue_channel, timeout=2.0, symbols=[BTC], retry=FAST)
     with pytest.raises(VenueLinkError, match="GetInstruments failed with PERMISSION_DENIED"):
         await link.startup()
-
-
-# ---------------------------------------------------------------------------------- build_reconcile
-
-
-def open_slot(
-    slot_id: int, symbol: str, size: str, side: types_pb2.Side.ValueType = types_pb2.SIDE_LONG
-) -> slot_pb2.Slot:
-    return slot_pb2.Slot(
-        slot_id=slot_id,
-        state=OPEN,
-        symbol=symbol,
-        side=side,
-        position_size=types_pb2.Decimal(value=size),
-    )
-
-
-def free_slot(slot_id: int) -> slot_pb2.Slot:
-    return slot_pb2.Slot(slot_id=slot_id, state=slot_pb2.SLOT_STATE_IDLE)
-
-
-def position(
-    symbol: str, size: str, side: types_pb2.Side.ValueType = types_pb2.SIDE_LONG
-) -> venue_service_pb2.VenuePosition:
-    return venue_service_pb2.VenuePosition(
-        symbol=symbol,
-        side=side,
-        size=types_pb2.Decimal(value=size),
-        entry_price=types_pb2.Decimal(value="100"),
-    )
-
-
-def balance(value: str) -> venue_service_pb2.GetBalanceResponse:
-    return venue_service_pb2.GetBalanceResponse(asset="USDT", wallet_balance=types_pb2.Decimal(value=value))
-
-
-def found(findings: list[Finding], event: str) -> list[Finding]:
-    return [f for f in findings if f.event == event]
-
-
-@pytest.mark.parametrize(("venue_size", "error"), [("0.002", False), ("0.003", True)])
-def test_build_reconcile_leaves_out_slots_sharing_a_symbol(venue_size: str, error: bool) -> None:
-    slots = {0: open_slot(0, BTC, "0.001"), 1: open_slot(1, BTC, "0.001"), 2: free_slot(2)}
-    reconcile, findings = build_reconcile("r", slots, [], [position(BTC, venue_size)], balance("10"))
-
-    assert list(reconcile.slots) == []
-    unattributed = found(findings, "reconcile_cannot_attribute_position")
-    assert [(f.level, f.fields["slot_ids"]) for f in unattributed] == ([(logging.ERROR, [0, 1])] if error else [])
-    assert reconcile.wallet_balance.value == "10"
-
-
-def test_build_reconcile_closes_a_lone_slot_the_venue_has_no_position_for() -> None:
-    slots = {0: open_slot(0, ETH, "1.5"), 1: free_slot(1)}
-    reconcile, findings = build_reconcile("r", slots, [], [], None)
-
-    assert [(t.slot_id, t.position_size.value, t.HasField("entry_price")) for t in reconcile.slots] == [(0, "0", False)]
-    assert found(findings, "reconcile_venue_has_no_position")[0].level == logging.WARNING
-    assert found(findings, "reconcile_without_balance")
-    assert not reconcile.HasField("wallet_balance")
-
-
-def test_build_reconcile_reports_positions_it_cannot_place_and_foreign_orders() -> None:
-    slots = {0: open_slot(0, BTC, "0.001")}
-    foreign = venue_service_pb2.VenueOrder(
-        client_order_id="someone-else", symbol=BTC, status=slot_pb2.ORDER_STATUS_ACCEPTED
-    )
-    reconcile, findings = build_reconcile(
-        "r", slots, [foreign], [position(BTC, "0.001"), position(ETH, "2")], balance("1")
-    )
-
-    assert [(t.slot_id, t.symbol, t.position_size.value) for t in reconcile.slots] == [(0, BTC, "0.001")]
-    assert [f.level for f in found(findings, "reconcile_no_free_slot_for_venue_position")] == [logging.ERROR]
-    assert [f.fields["client_order_id"] for f in found(findings, "reconcile_foreign_order")] == ["someone-else"]
-
-
-def test_build_reconcile_lists_the_venue_truth_of_working_orders() -> None:
-    order = slot_pb2.Order(client_order_id="pk-1", symbol=BTC, status=slot_pb2.ORDER_STATUS_ACCEPTED)
-    working = slot_pb2.Slot(slot_id=0, state=slot_pb2.SLOT_STATE_ENTRY_WORKING, symbol=BTC, active_order=order)
-    unlisted = slot_pb2.Slot(
-        slot_id=1,
-        state=slot_pb2.SLOT_STATE_ENTRY_PENDING,
-        symbol=ETH,
-        active_order=slot_pb2.Order(client_order_id="pk-2", symbol=ETH),
-    )
-    listed = venue_service_pb2.VenueOrder(
-        client_order_id="pk-1",
-        venue_order_id="v9",
-        symbol=BTC,
-        status=slot_pb2.ORDER_STATUS_PARTIALLY_FILLED,
-        filled_quantity=types_pb2.Decimal(value="0.001"),
-    )
-    reconcile, findings = build_reconcile("r", {0: working, 1: unlisted}, [listed], [position(BTC, "0.001")], None)
-
-    first, second = reconcile.slots
-    assert (first.slot_id, first.position_size.value, first.open_order.venue_order_id) == (0, "0", "v9")
-    assert first.open_order.filled_quantity.value == "0.001"
-    assert (second.slot_id, second.HasField("open_order")) == (1, False)
-    assert found(findings, "reconcile_order_not_open_at_venue")[0].fields["client_order_id"] == "pk-2"
-    assert found(findings, "reconcile_foreign_order") == []

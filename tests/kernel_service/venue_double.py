@@ -20,7 +20,8 @@ It keeps a tiny venue book so the kernel service can be driven end to end withou
 Fault injection: :meth:`fail_next` (abort the next calls before executing), :meth:`delay` (sleep
 after executing, before answering), :meth:`drop_responses` (execute, then answer UNAVAILABLE: the
 lost answer), :meth:`disconnect_streams`, :meth:`replay_on_next_subscription` (a resumed stream
-repeats earlier events, as an at-least-once feed may). Every request is recorded
+repeats earlier events, as an at-least-once feed may), :meth:`hold` (calls wait for the test's
+go-ahead). Every request is recorded
 (:attr:`received`, :meth:`requests_of`), and :meth:`wait_for` waits for a condition on the
 double without sleeping.
 """
@@ -149,6 +150,7 @@ class VenueDouble(venue_service_pb2_grpc.VenueServiceServicer):
         self._failures: dict[str, deque[grpc.StatusCode]] = {}
         self._delays: dict[str, float] = {}
         self._drops: dict[str, int] = {}
+        self._holds: dict[str, asyncio.Event] = {}
         self._replay = 0
         self._epoch = 0
         self._changed = asyncio.Event()
@@ -206,6 +208,13 @@ class VenueDouble(venue_service_pb2_grpc.VenueServiceServicer):
         """Calls of ``method`` sleep ``seconds`` after executing, before answering (0: no delay)."""
         _check(method)
         self._delays[method] = seconds
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Calls of ``method`` wait, once recorded, until the returned event is set."""
+        _check(method)
+        gate = asyncio.Event()
+        self._holds[method] = gate
+        return gate
 
     def drop_responses(self, method: str, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` execute, then answer UNAVAILABLE (the answer is lost)."""
@@ -398,6 +407,9 @@ class VenueDouble(venue_service_pb2_grpc.VenueServiceServicer):
     async def _enter(self, method: str, request: Message, context: Context) -> None:
         self.received.append((method, request))
         self._notify()
+        gate = self._holds.get(method)
+        if gate is not None:
+            await gate.wait()
         failures = self._failures.get(method)
         if failures:
             code = failures.popleft()

@@ -310,6 +310,8 @@ fn reconcile(c: &mut Checker, m: &pb::Reconcile, cfg: &Config) -> Option<Reconci
     }
     let raw = c.decimal("reconcile.wallet_balance", &m.wallet_balance);
     let wallet_balance = c.bounded("reconcile.wallet_balance", raw, Decimal::ZERO, false, MAX_CAPITAL);
+    let raw = c.decimal("reconcile.expected_capital", &m.expected_capital);
+    let expected_capital = c.bounded("reconcile.expected_capital", raw, Decimal::ZERO, false, MAX_CAPITAL);
     let mut slots = Vec::with_capacity(m.slots.len());
     for (i, truth) in m.slots.iter().enumerate() {
         let path = format!("reconcile.slots[{i}]");
@@ -367,10 +369,11 @@ fn reconcile(c: &mut Checker, m: &pb::Reconcile, cfg: &Config) -> Option<Reconci
                 position,
                 entry_price,
                 open_order,
+                expected_version: truth.expected_version,
             });
         }
     }
-    Some(Reconcile { reconcile_id: reconcile_id?, slots, wallet_balance })
+    Some(Reconcile { reconcile_id: reconcile_id?, slots, wallet_balance, expected_capital })
 }
 
 pub fn instruments(c: &mut Checker, field: &str, list: &[pb::Instrument]) -> Vec<Instrument> {

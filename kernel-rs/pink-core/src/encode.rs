@@ -386,9 +386,11 @@ pub fn input(input: &Input, settlement_asset: &str) -> pb::KernelInput {
                         status: o.status as i32,
                         filled_quantity: dec(o.filled),
                     }),
+                    expected_version: t.expected_version,
                 })
                 .collect(),
             wallet_balance: dec_opt(r.wallet_balance),
+            expected_capital: dec_opt(r.expected_capital),
         }),
         Payload::Timer => Wire::Timer(pb::Timer {}),
         Payload::Instruments(list) => Wire::InstrumentUpdate(pb::InstrumentUpdate {

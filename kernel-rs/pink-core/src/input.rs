@@ -107,6 +107,8 @@ pub struct Reconcile {
     pub reconcile_id: Id,
     pub slots: Vec<SlotTruth>,
     pub wallet_balance: Option<Decimal>,
+    /// The capital the builder compared `wallet_balance` with (stale check).
+    pub expected_capital: Option<Decimal>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +119,8 @@ pub struct SlotTruth {
     pub position: Decimal,
     pub entry_price: Option<Decimal>,
     pub open_order: Option<OrderTruth>,
+    /// The slot version the truth was built against (stale check).
+    pub expected_version: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

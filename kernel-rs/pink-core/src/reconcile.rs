@@ -167,7 +167,45 @@ impl Kernel {
         Ok(Plan::Adopt { symbol, side: truth.side, book })
     }
 
+    /// A reconcile built against slot versions or a capital the kernel has
+    /// moved past is refused whole: the venue snapshot may predate facts the
+    /// kernel already applied, and adopting it would undo them.
+    fn check_stale(&self, reconcile: &Reconcile) -> Step<()> {
+        let mut stale = Vec::new();
+        for (i, truth) in reconcile.slots.iter().enumerate() {
+            let current = self.slots.get(truth.slot as usize).map(|s| s.version);
+            if let (Some(expected), Some(current)) = (truth.expected_version, current) {
+                if expected != current {
+                    stale.push(Violation::new(
+                        format!("reconcile.slots[{i}].expected_version"),
+                        format!("slot {} is at version {current}, the truth was built against {expected}", truth.slot),
+                    ));
+                }
+            }
+        }
+        if let Some(expected) = reconcile.expected_capital {
+            if expected != self.account.capital {
+                stale.push(Violation::new(
+                    "reconcile.expected_capital",
+                    format!(
+                        "capital is {}, the balance was compared with {}",
+                        num::to_text(self.account.capital),
+                        num::to_text(expected)
+                    ),
+                ));
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut reject = Reject::invalid(stale);
+        reject.code = DiagnosticCode::VersionConflict;
+        reject.message = format!("reconcile {} was built against an older state", reconcile.reconcile_id);
+        Err(reject)
+    }
+
     pub(crate) fn on_reconcile(&mut self, cx: &mut Ctx<'_>, reconcile: Reconcile) -> Step {
+        self.check_stale(&reconcile)?;
         let mut violations = Vec::new();
         let mut anomalies = Vec::new();
         let mut seen = BTreeSet::new();

@@ -105,7 +105,12 @@ fn control_updates_are_versioned_and_validated() {
 }
 
 fn reconcile(drv: &mut Driver, slots: Vec<SlotTruth>, balance: Option<&str>) -> Output {
-    drv.step(Payload::Reconcile(Reconcile { reconcile_id: id("r1"), slots, wallet_balance: balance.map(d) }))
+    drv.step(Payload::Reconcile(Reconcile {
+        reconcile_id: id("r1"),
+        slots,
+        wallet_balance: balance.map(d),
+        expected_capital: None,
+    }))
 }
 
 /// [S11, G8, M15, F7] reconcile is checked against the slots field by field and
@@ -190,6 +195,45 @@ fn balance_difference_is_an_adjustment() {
     assert_eq!(drv.kernel.account().adjustments, d("-9.5"));
     let out = reconcile(&mut drv, vec![], Some("9990.5"));
     assert!(out.ledger.is_empty(), "no difference, no entry");
+    drv.check();
+}
+
+/// A reconcile built against slot versions or a capital the kernel has moved
+/// past (a fill applied while the venue was being read) is refused whole with
+/// VERSION_CONFLICT and changes nothing; built against the current state it
+/// applies.
+#[test]
+fn stale_reconcile_is_refused_whole() {
+    let mut drv = Driver::new(2);
+    ok(&drv.enter(0, Side::Long, "1"));
+    let seen_version = drv.kernel.slot(0).unwrap().version;
+    let seen_capital = drv.kernel.account().capital;
+    ok(&drv.fill_all(0, "100", "0.05"));
+    let hash = drv.kernel.state_hash();
+    let mut stale = truth(0, None, Side::Unspecified, "0", None);
+    stale.expected_version = Some(seen_version);
+    let out = drv.step(Payload::Reconcile(Reconcile {
+        reconcile_id: id("r-stale"),
+        slots: vec![stale],
+        wallet_balance: Some(d("10000")),
+        expected_capital: Some(seen_capital),
+    }));
+    code(&out, C::VersionConflict);
+    let fields: Vec<&str> = out.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, vec!["reconcile.slots[0].expected_version", "reconcile.expected_capital"]);
+    assert!(out.transitions.is_empty() && out.ledger.is_empty());
+    assert_eq!(drv.kernel.state_hash(), hash, "nothing of a stale truth is applied");
+    let mut current = truth(0, Some(BTC), Side::Long, "1", Some("100"));
+    current.expected_version = Some(drv.kernel.slot(0).unwrap().version);
+    let capital = drv.kernel.account().capital;
+    let out = drv.step(Payload::Reconcile(Reconcile {
+        reconcile_id: id("r-now"),
+        slots: vec![current],
+        wallet_balance: Some(capital),
+        expected_capital: Some(capital),
+    }));
+    ok(&out);
+    assert!(out.ledger.is_empty() && out.transitions.is_empty(), "the truth matches: nothing to change");
     drv.check();
 }
 

@@ -23,7 +23,12 @@ fn intent(drv: &mut Driver, name: &str, slot: u32, expected_version: Option<u64>
 }
 
 fn reconcile(drv: &mut Driver, name: &str, slots: Vec<SlotTruth>) -> Output {
-    drv.step(Payload::Reconcile(Reconcile { reconcile_id: id(name), slots, wallet_balance: None }))
+    drv.step(Payload::Reconcile(Reconcile {
+        reconcile_id: id(name),
+        slots,
+        wallet_balance: None,
+        expected_capital: None,
+    }))
 }
 
 fn dec(v: &str) -> Option<pb::Decimal> {

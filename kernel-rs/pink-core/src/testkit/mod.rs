@@ -71,7 +71,15 @@ pub fn place(out: &Output) -> Place {
 
 /// A slot's truth for a Reconcile input.
 pub fn truth(slot: u32, symbol: Option<&str>, side: Side, size: &str, price: Option<&str>) -> SlotTruth {
-    SlotTruth { slot, symbol: symbol.map(id), side, position: d(size), entry_price: price.map(d), open_order: None }
+    SlotTruth {
+        slot,
+        symbol: symbol.map(id),
+        side,
+        position: d(size),
+        entry_price: price.map(d),
+        open_order: None,
+        expected_version: None,
+    }
 }
 
 pub fn config(slots: u32) -> Config {
