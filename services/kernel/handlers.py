@@ -291,8 +291,21 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
                 sequence=view.sequence, view=view_pb2.KernelView(sequence=view.sequence, slots=slots), full=True
             )
 
+        if request.after_sequence > self._core.committed_sequence:
+            await abort_invalid_argument(
+                context,
+                "after_sequence ahead of the log",
+                [("after_sequence", f"the log ends at {self._core.committed_sequence}")],
+            )
         self._metrics.watchers.labels(stream="slots").inc()
         try:
+            if request.after_sequence:
+                async for record in self._feed.records(request.after_sequence):
+                    slots = [s for s in record.post_state.slots if not wanted or s.slot_id in wanted]
+                    if slots:
+                        view = view_pb2.KernelView(sequence=record.sequence, slots=slots)
+                        yield kernel_service_pb2.WatchSlotsResponse(sequence=record.sequence, view=view)
+                return
             yield full()
             async for change in self._feed.changes():
                 if change is None:
@@ -306,6 +319,8 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
                 if slots:
                     view = view_pb2.KernelView(sequence=change.record.sequence, slots=slots)
                     yield kernel_service_pb2.WatchSlotsResponse(sequence=change.record.sequence, view=view)
+        except CompactedError as error:
+            await abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, str(error), reason="JOURNAL_COMPACTED")
         finally:
             self._metrics.watchers.labels(stream="slots").dec()
 

@@ -223,6 +223,32 @@ async def test_watch_slots_starts_with_a_full_view(tmp_path: Path, venue: VenueD
         stream.cancel()
 
 
+async def test_watch_slots_resumes_after_a_past_sequence(tmp_path: Path, venue: VenueDouble) -> None:
+    async with running_service(settings_for(tmp_path, venue)) as kernel:
+        started = (await kernel.stub.GetStatus(kernel_service_pb2.GetStatusRequest(), timeout=TIMEOUT)).sequence
+        await kernel.stub.SubmitIntent(
+            kernel_service_pb2.SubmitIntentRequest(intent=enter("i-1", 0), wait=wait_done()), timeout=TIMEOUT
+        )
+        stream = kernel.stub.WatchSlots(
+            kernel_service_pb2.WatchSlotsRequest(slot_ids=[0], after_sequence=started), timeout=TIMEOUT
+        )
+        seen: list[tuple[int, slot_pb2.SlotState.ValueType]] = []
+        async for change in stream:
+            assert not change.full, "a resumed stream sends changes only"
+            seen.extend((change.sequence, s.state) for s in change.view.slots)
+            if seen[-1][1] == slot_pb2.SLOT_STATE_POSITION_OPEN:
+                break
+        stream.cancel()
+        assert seen[0] == (started + 1, slot_pb2.SLOT_STATE_ENTRY_PENDING), "from the record right after"
+        assert [sequence for sequence, _ in seen] == sorted({sequence for sequence, _ in seen})
+        ahead = kernel.stub.WatchSlots(
+            kernel_service_pb2.WatchSlotsRequest(after_sequence=seen[-1][0] + 1000), timeout=TIMEOUT
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await anext(aiter(ahead))
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_restart_recovers_the_same_state(tmp_path: Path, venue: VenueDouble) -> None:
     settings = settings_for(tmp_path, venue, snapshot_every=3)
     async with running_service(settings) as kernel:

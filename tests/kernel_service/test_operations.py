@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,25 @@ async def test_grpcurl_inspects_the_service_through_reflection(tmp_path: Path, v
         assert slot["slot"]["state"] == "SLOT_STATE_IDLE"
         health_answer = json.loads(await run_grpcurl("-plaintext", address, "grpc.health.v1.Health/Check"))
         assert health_answer == {"status": "SERVING"}
+
+
+async def test_invalid_configuration_stops_the_process_naming_each_variable(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PINK_")} | {
+        "PINK_KERNEL_SLOT_COUNT": "0",
+        "PINK_KERNEL_VENUE_ADDRESS": "127.0.0.1:9",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.kernel",
+        env=environment,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    assert process.returncode == 2
+    message = err.decode()
+    assert "PINK_KERNEL_DATA_DIR" in message, message
+    assert "PINK_KERNEL_SLOT_COUNT" in message, message
+    assert not out, "nothing started"
