@@ -16,6 +16,7 @@ problem, never the value (secrets are ``pydantic.SecretStr``)::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
@@ -82,6 +83,8 @@ class ServiceSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=ServiceSettings)
+#: The prefix of :class:`ServiceSettings`; services set their own (``PINK_KERNEL_``, ...).
+SHARED_PREFIX = "PINK_"
 
 
 def env_var_name(cls: type[BaseSettings], field: str) -> str:
@@ -110,6 +113,20 @@ def _problem(cls: type[BaseSettings], error: ErrorDetails) -> tuple[str, str]:
     return (name, problem)
 
 
+def _unknown_variables(cls: type[BaseSettings]) -> list[str]:
+    """Environment variables with the service's own prefix that name no setting.
+
+    A typo such as ``PINK_KERNEL_TRADING_ENABLE=false`` would otherwise leave the default in
+    force without a word. The shared ``PINK_`` prefix of the base class is not checked: other
+    services and tools use it.
+    """
+    prefix = str(cls.model_config.get("env_prefix") or "").upper()
+    if not prefix or prefix == SHARED_PREFIX:
+        return []
+    known = {env_var_name(cls, field) for field in cls.model_fields}
+    return sorted(name for name in os.environ if name.upper().startswith(prefix) and name.upper() not in known)
+
+
 def load_settings(cls: type[S], **overrides: object) -> S:
     """Build ``cls`` from the environment, with ``overrides`` taking precedence.
 
@@ -120,12 +137,16 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     # A plain callable keeps mypy from checking the overrides against the synthesized
     # __init__ signature: their names and types are validated by pydantic below.
     factory: Callable[..., S] = cls
+    unknown = [(name, "unknown setting (misspelt?)") for name in _unknown_variables(cls)]
     try:
-        return factory(**overrides)
+        settings = factory(**overrides)
     except ValidationError as error:
         problems = [_problem(cls, detail) for detail in error.errors(include_url=False, include_input=False)]
-        raise ConfigError.from_problems(cls.__name__, problems) from error
+        raise ConfigError.from_problems(cls.__name__, [*problems, *unknown]) from error
     except SettingsError as error:
         # Raised by a settings source, e.g. a complex field whose variable is not valid JSON.
         # Its message names the field and the source, never the value.
-        raise ConfigError.from_problems(cls.__name__, [(cls.__name__, str(error))]) from error
+        raise ConfigError.from_problems(cls.__name__, [(cls.__name__, str(error)), *unknown]) from error
+    if unknown:
+        raise ConfigError.from_problems(cls.__name__, unknown)
+    return settings

@@ -18,11 +18,16 @@ def main() -> int:
         sys.stderr.write(f"pink-kernel: invalid configuration:\n{error}\n")
         return 2
     configure_logging("pink-kernel", settings.log_level)
+    log = get_logger(__name__)
     try:
         return asyncio.run(serve(settings))
     except ConfigError as error:
-        get_logger(__name__).critical("invalid_configuration", error=str(error))
+        log.critical("invalid_configuration", error=str(error))
         return 2
+    except Exception:
+        # E.g. a journal that does not replay: the service must not start; say why, loudly.
+        log.exception("kernel_failed_to_run")
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,9 +7,14 @@ publishes the records to watchers and hands the emitted commands to the dispatch
 inputs change nothing and are not journaled. Readers never touch the kernel: they read the
 ``ViewCache``, which the writer updates after each commit.
 
-If the journal cannot be written the kernel's memory is ahead of its durable log; the writer
-stops for good (``failed``), every waiting and later submitter gets ``WriterFailedError``, and
-the service exits so that a restart replays the journal.
+If the journal cannot be written (or anything else in a commit fails) the kernel's memory is
+ahead of its durable log; the writer stops for good (``failed``), every waiting and later
+submitter gets ``WriterFailedError``, and the service exits so that a restart replays the
+journal. A graceful :meth:`KernelCore.stop` instead lets the writer commit everything queued
+before it, then refuses new submissions.
+
+Every refused input is logged (INFO, with its code and message) and every anomaly (WARNING):
+the caller's answer is not the only place a refusal is seen.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ class OverloadedError(Exception):
 
 
 class WriterFailedError(Exception):
-    """The writer stopped after a journal failure; the service is going down."""
+    """The writer stopped (a journal failure, or shutdown); the service is going down."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,48 @@ def input_message(payload: Payload, *, time_ns: int, trace: Mapping[str, str]) -
     return message
 
 
+def _subject(payload: Payload) -> dict[str, object]:
+    """What a log line needs to name the input."""
+    if isinstance(payload, intent_pb2.Intent):
+        return {"intent_id": payload.intent_id, "slot_id": payload.slot_id}
+    if isinstance(payload, venue_event_pb2.VenueEvent):
+        return {"client_order_id": payload.client_order_id, "venue_event_id": payload.venue_event_id}
+    if isinstance(payload, kernel_input_pb2.Reconcile):
+        return {"reconcile_id": payload.reconcile_id}
+    if isinstance(payload, control_pb2.ControlUpdate):
+        return {"actor": payload.actor, "expected_version": payload.expected_version}
+    if isinstance(payload, kernel_input_pb2.MarkPrice):
+        return {"symbol": payload.symbol}
+    return {}
+
+
+def _log_judgement(kind: str, payload: Payload, outcome: outcome_pb2.Outcome) -> None:
+    """Refusals at INFO, anomalies at WARNING: every one is in the log, not only in an answer."""
+    if not outcome.accepted:
+        log.info(
+            "input_refused",
+            kind=kind,
+            code=outcome_pb2.DiagnosticCode.Name(outcome.code),
+            message=outcome.message,
+            violations=[f"{v.field}: {v.description}" for v in outcome.violations],
+            **_subject(payload),
+        )
+    for anomaly in outcome.anomalies:
+        log.warning(
+            "kernel_anomaly",
+            kind=outcome_pb2.AnomalyKind.Name(anomaly.kind),
+            input=kind,
+            sequence=outcome.sequence,
+            accepted=outcome.accepted,
+            slot_id=anomaly.slot_id if anomaly.HasField("slot_id") else None,
+            trade_id=anomaly.trade_id,
+            client_order_id=anomaly.client_order_id,
+            venue_event_id=anomaly.venue_event_id,
+            reconcile_needed=anomaly.reconcile_needed,
+            message=anomaly.message,
+        )
+
+
 class KernelCore:
     """Owns a ``pink_kernel.Kernel`` and its ``Journal``; see the module docstring."""
 
@@ -155,10 +202,12 @@ class KernelCore:
         self._snapshot_every = snapshot_every
         self._metrics = metrics
         self._clock = clock
-        self._queue: asyncio.Queue[_Submission] = asyncio.Queue(maxsize=queue_limit)
+        # None is the stop marker (see stop()).
+        self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue(maxsize=queue_limit)
         self._listeners: list[Listener] = []
         self._anomaly_listeners: list[AnomalyListener] = []
         self._failure: BaseException | None = None
+        self._closing = False
         self._changed = asyncio.Condition()
         self._last_snapshot = kernel.last_sequence
         #: Last VenueService.StreamExecutions position applied (resume point after a restart).
@@ -221,6 +270,8 @@ class KernelCore:
         """Applies one input; returns once it is durable (accepted) or judged (rejected)."""
         if self._failure is not None:
             raise WriterFailedError(str(self._failure))
+        if self._closing:
+            raise WriterFailedError("the kernel is stopping")
         done: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Submission(payload, trace or {}, stream_position, done))
@@ -229,34 +280,57 @@ class KernelCore:
             raise OverloadedError(f"the kernel's queue holds {self._queue.qsize()} inputs") from None
         return await done
 
+    async def stop(self) -> None:
+        """Graceful stop: later submissions are refused, everything queued is committed, then run() returns."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._queue.put(None)
+
     async def run(self) -> None:
-        """The writer loop. Returns only when cancelled; a journal failure ends it for good."""
-        while True:
-            batch = [await self._queue.get()]
+        """The writer loop, until stop() (returns), a failure (returns, ``failed`` set) or cancellation."""
+        stopping = False
+        while not stopping:
+            batch: list[_Submission] = []
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch.append(first)
             while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
             try:
                 await self._commit(batch)
             except asyncio.CancelledError:
-                self._fail(batch, WriterFailedError("the writer was stopped"))
+                # Cancelled mid-commit: the batch may or may not be durable, so nobody may go on
+                # as if it were; stop like a failure (without a failure to report).
+                self._closing = True
+                self._refuse([*batch, *self._drain()], WriterFailedError("the writer was cancelled"))
                 raise
-            except Exception as error:  # noqa: BLE001 - any failure here is fatal and reported
-                log.critical("journal_write_failed", error=repr(error), batch=len(batch))
-                self._fail(batch, error)
+            except Exception as error:
+                log.critical(
+                    "kernel_writer_failed", exc_info=True, batch=len(batch), last_sequence=self._kernel.last_sequence
+                )
+                self._failure = error
+                self.failed.set()
+                self._refuse([*batch, *self._drain()], WriterFailedError(f"the kernel writer stopped: {error!r}"))
                 return
 
-    def _fail(self, batch: Sequence[_Submission], error: BaseException) -> None:
-        self._failure = error
-        self.failed.set()
-        reason = WriterFailedError(f"the kernel writer stopped: {error!r}")
-        for item in [*batch, *self._drain()]:
+    @staticmethod
+    def _refuse(items: Sequence[_Submission], reason: WriterFailedError) -> None:
+        for item in items:
             if not item.done.done():
                 item.done.set_exception(reason)
 
     def _drain(self) -> list[_Submission]:
         items = []
         while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+            item = self._queue.get_nowait()
+            if item is not None:
+                items.append(item)
         return items
 
     async def _commit(self, batch: Sequence[_Submission]) -> None:
@@ -292,7 +366,9 @@ class KernelCore:
         for item, committed in results:
             if not item.done.done():
                 item.done.set_result(committed)
-            self._metrics.observe(_FIELD_OF[type(item.payload).__name__], committed.outcome)
+            kind = _FIELD_OF[type(item.payload).__name__]
+            self._metrics.observe(kind, committed.outcome)
+            _log_judgement(kind, item.payload, committed.outcome)
             if isinstance(item.payload, venue_event_pb2.VenueEvent):
                 self._metrics.venue_event(item.payload, committed.outcome)
             if committed.outcome.anomalies:

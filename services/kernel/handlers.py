@@ -123,12 +123,22 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
             if wait is not None and committed.accepted:
                 satisfied = await self._wait(committed, slot_id, *wait)
             response = kernel_service_pb2.SubmitIntentResponse(outcome=committed.outcome, wait_satisfied=satisfied)
-            slot = self._core.view.slots.get(slot_id)
+            slot = self._slot_as_of(committed, slot_id) if wait is None else self._core.view.slots.get(slot_id)
             if slot is not None:
                 response.slot.CopyFrom(slot)
             return response
 
         return await self._guard("SubmitIntent", context, call)
+
+    def _slot_as_of(self, committed: Committed, slot_id: int) -> slot_pb2.Slot | None:
+        """The slot as the decision left it (its record's post-state), not as later records changed it."""
+        if committed.record is not None:
+            for slot in committed.record.post_state.slots:
+                if slot.slot_id == slot_id:
+                    return slot
+        # Rejected (nothing changed) or the intent did not change this slot: its state at the
+        # judgement may since have moved on; the current view is the closest committed state.
+        return self._core.view.slots.get(slot_id)
 
     async def _wait_spec(
         self, request: kernel_service_pb2.SubmitIntentRequest, context: Context

@@ -467,3 +467,4 @@ class Journal:
             fd, self._fd = self._fd, None
             if fd is not None:
                 await asyncio.to_thread(os.close, fd)
+        logger.info("journal %s: closed at sequence %d", self._dir, self._last)

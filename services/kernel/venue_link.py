@@ -183,20 +183,6 @@ def _code(outcome: outcome_pb2.Outcome) -> str:
     return outcome_pb2.DiagnosticCode.Name(outcome.code)
 
 
-def _log_anomalies(outcome: outcome_pb2.Outcome, **context: object) -> None:
-    for anomaly in outcome.anomalies:
-        log.warning(
-            "kernel_anomaly",
-            kind=outcome_pb2.AnomalyKind.Name(anomaly.kind),
-            slot_id=anomaly.slot_id if anomaly.HasField("slot_id") else None,
-            client_order_id=anomaly.client_order_id,
-            venue_event_id=anomaly.venue_event_id,
-            reconcile_needed=anomaly.reconcile_needed,
-            message=anomaly.message,
-            **context,
-        )
-
-
 class VenueLink:
     """Commands to the venue and its reports back into one :class:`KernelCore` (module docstring)."""
 
@@ -390,7 +376,6 @@ class VenueLink:
                 violations=_violations(outcome),
                 **fields,
             )
-        _log_anomalies(outcome, **fields)
 
     # ------------------------------------------------------------------ streams
 
@@ -620,8 +605,7 @@ class VenueLink:
         for finding in findings:
             log.log(finding.level, finding.event, reconcile_id=reconcile.reconcile_id, **finding.fields)
         committed = await self._submit(reconcile, trace=inject_context())
-        outcome = committed.outcome
-        _log_anomalies(outcome, reconcile_id=reconcile.reconcile_id)
+        outcome = committed.outcome  # its anomalies are logged by the writer
         if outcome.code == outcome_pb2.DIAGNOSTIC_CODE_VERSION_CONFLICT:
             log.info(
                 "reconcile_superseded",

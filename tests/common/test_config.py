@@ -133,3 +133,14 @@ def test_services_raise_their_own_config_errors() -> None:
     error = ConfigError("the journal belongs to another kernel")
     assert str(error) == "the journal belongs to another kernel"
     assert error.problems == ()
+
+
+def test_unknown_variables_with_the_service_prefix_are_refused(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("PINK_DEMO_VENUE_ADDRESS", "127.0.0.1:7001")
+    clean_env.setenv("PINK_DEMO_API_KEY", SENSITIVE_VALUE * 2)
+    clean_env.setenv("PINK_DEMO_TRADING_ENABLE", "false")
+    clean_env.setenv("PINK_SOMETHING_ELSE", "1")  # the shared prefix belongs to other services too
+    with pytest.raises(ConfigError) as raised:
+        load_settings(DemoSettings)
+    assert raised.value.problems == (("PINK_DEMO_TRADING_ENABLE", "unknown setting (misspelt?)"),)
+    assert "false" not in str(raised.value)

@@ -197,6 +197,8 @@ async def _trade_and_scrape(service: Started, channel_to: list[grpc.aio.Channel]
     assert samples[("pink_kernel_consumer_lag_records", (("consumer", "sink"),))] == committed - 1
     assert samples[("pink_kernel_journal_pending_records", ())] == 0
     assert ("pink_kernel_commit_seconds_count", ()) in samples
+    assert samples[("process_resident_memory_bytes", ())] > 0, "memory of the process"
+    assert samples[("process_start_time_seconds", ())] > 0, "uptime = now - start time"
 
 
 def grpcurl() -> str:
