@@ -107,11 +107,21 @@ class ViewCache:
     slots: dict[int, slot_pb2.Slot] = field(default_factory=dict)
     account: account_pb2.Account = field(default_factory=account_pb2.Account)
     control: control_pb2.ControlState = field(default_factory=control_pb2.ControlState)
+    #: Deadline (ns) of every waiting slot: the timer only wakes the kernel when one is due.
+    deadlines: dict[int, int] = field(default_factory=dict)
+
+    def due(self, now_ns: int) -> bool:
+        """Whether some slot's deadline has passed at ``now_ns``."""
+        return any(deadline <= now_ns for deadline in self.deadlines.values())
 
     def apply(self, sequence: int, view: view_pb2.KernelView) -> None:
         self.sequence = sequence
         for slot in view.slots:
             self.slots[slot.slot_id] = slot
+            if slot.HasField("deadline"):
+                self.deadlines[slot.slot_id] = slot.deadline.ToNanoseconds()
+            else:
+                self.deadlines.pop(slot.slot_id, None)
         if view.HasField("account"):
             self.account = view.account
         if view.HasField("control"):

@@ -121,7 +121,7 @@ async def serve(
             log.critical("kernel_writer_failed_at_startup")
             return 1
         tasks.start(VENUE_LINK, venue.run())
-        tasks.start(TIMER, tick(core.submit, settings.timer_seconds))
+        tasks.start(TIMER, tick(core.submit, settings.timer_seconds, core.view.due))
         servicer.accepting = True
         await server.set_serving(True)
         log.info("kernel_serving", port=port, sequence=core.committed_sequence, data_dir=str(settings.data_dir))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -74,13 +75,21 @@ class ServiceTasks:
         await self.stop(list(self._tasks))
 
 
-async def tick(submit: Callable[[Payload], Awaitable[Committed]], seconds: float) -> None:
-    """Tells the kernel that time passed, so missed deadlines turn into queries.
+async def tick(
+    submit: Callable[[Payload], Awaitable[Committed]],
+    seconds: float,
+    due: Callable[[int], bool],
+    clock: Callable[[], int] = time.time_ns,
+) -> None:
+    """Tells the kernel that time passed when a deadline is due, so it turns into a query.
 
-    A full queue skips one tick (logged): the next one carries the later time and catches up.
+    Checked every ``seconds``; an idle kernel (nothing due) journals nothing. A full queue
+    skips one tick (logged): the next one carries the later time and catches up.
     """
     while True:
         await asyncio.sleep(seconds)
+        if not due(clock()):
+            continue
         try:
             await submit(kernel_input_pb2.Timer())
         except OverloadedError:

@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.common.config import ConfigError
-from services.common.proto import kernel_input_pb2, types_pb2, venue_event_pb2
+from services.common.proto import kernel_input_pb2, outcome_pb2, types_pb2, venue_event_pb2
 from services.kernel.core import Committed, OverloadedError, Payload, WriterFailedError
 from services.kernel.datadir import DataDirLock
 from services.kernel.server import serve
@@ -128,12 +128,41 @@ async def test_the_timer_survives_a_full_queue() -> None:
         raise OverloadedError("full")
 
     with capture_logs() as captured:
-        ticking = asyncio.create_task(tick(submit, 0.001))
+        ticking = asyncio.create_task(tick(submit, 0.001, lambda _: True))
         await asyncio.wait_for(third.wait(), WAIT)
         ticking.cancel()
 
     assert all(isinstance(p, kernel_input_pb2.Timer) for p in calls)
     assert [e["event"] for e in captured if e["log_level"] == "warning"][:2] == ["timer_tick_skipped"] * 2
+
+
+async def test_the_timer_wakes_the_kernel_only_when_a_deadline_is_due() -> None:
+    now = [0]
+    calls: list[int] = []
+    woke = asyncio.Event()
+
+    async def submit(payload: Payload) -> Committed:
+        calls.append(now[0])
+        woke.set()
+        return Committed(outcome_pb2.Outcome(accepted=True), None)
+
+    deadline = 5
+    checked = asyncio.Event()
+
+    def due(at: int) -> bool:
+        checked.set()
+        return at >= deadline
+
+    ticking = asyncio.create_task(tick(submit, 0.001, due, clock=lambda: now[0]))
+    for at in (1, 2, 3):
+        now[0] = at
+        checked.clear()
+        await asyncio.wait_for(checked.wait(), WAIT)
+    assert calls == [], "nothing due: nothing submitted (an idle kernel journals nothing)"
+    now[0] = deadline
+    await asyncio.wait_for(woke.wait(), WAIT)
+    ticking.cancel()
+    assert calls[0] == deadline
 
 
 # ---------------------------------------------------------------------------------- the data directory
