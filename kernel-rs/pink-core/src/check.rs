@@ -49,8 +49,12 @@ impl Checker {
 
     /// Parses an optional decimal; present-but-malformed is a violation.
     pub fn decimal(&mut self, field: &str, value: &Option<pb::Decimal>) -> Option<Decimal> {
-        let value = value.as_ref()?;
-        match num::parse(&value.value) {
+        self.decimal_text(field, value.as_ref().map(|d| d.value.as_str()))
+    }
+
+    /// `decimal` on the text of a `pink.v1.Decimal` (`None`: the message is absent).
+    pub fn decimal_text(&mut self, field: &str, value: Option<&str>) -> Option<Decimal> {
+        match num::parse(value?) {
             Ok(parsed) => Some(parsed),
             Err(error) => {
                 self.bad(field, error.describe());
@@ -60,11 +64,15 @@ impl Checker {
     }
 
     pub fn required_decimal(&mut self, field: &str, value: &Option<pb::Decimal>) -> Option<Decimal> {
+        self.required_decimal_text(field, value.as_ref().map(|d| d.value.as_str()))
+    }
+
+    pub fn required_decimal_text(&mut self, field: &str, value: Option<&str>) -> Option<Decimal> {
         if value.is_none() {
             self.bad(field, "is required");
             return None;
         }
-        self.decimal(field, value)
+        self.decimal_text(field, value)
     }
 
     /// A decimal within [min, max] (min exclusive when `min_exclusive`).
@@ -92,13 +100,21 @@ impl Checker {
 
     /// A required quantity or price: > 0 and <= 1e12.
     pub fn positive(&mut self, field: &str, value: &Option<pb::Decimal>) -> Option<Decimal> {
-        let parsed = self.required_decimal(field, value);
+        self.positive_text(field, value.as_ref().map(|d| d.value.as_str()))
+    }
+
+    pub fn positive_text(&mut self, field: &str, value: Option<&str>) -> Option<Decimal> {
+        let parsed = self.required_decimal_text(field, value);
         self.bounded(field, parsed, Decimal::ZERO, true, MAX_AMOUNT)
     }
 
     /// An optional quantity or price: > 0 and <= 1e12 when present.
     pub fn positive_opt(&mut self, field: &str, value: &Option<pb::Decimal>) -> Option<Decimal> {
-        let parsed = self.decimal(field, value);
+        self.positive_opt_text(field, value.as_ref().map(|d| d.value.as_str()))
+    }
+
+    pub fn positive_opt_text(&mut self, field: &str, value: Option<&str>) -> Option<Decimal> {
+        let parsed = self.decimal_text(field, value);
         self.bounded(field, parsed, Decimal::ZERO, true, MAX_AMOUNT)
     }
 
@@ -155,11 +171,20 @@ impl Checker {
     }
 
     pub fn free_text(&mut self, field: &str, value: &str, max: usize) -> String {
+        if self.free_text_ok(field, value, max) {
+            value.to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    /// `free_text` when only the check is wanted.
+    pub fn free_text_ok(&mut self, field: &str, value: &str, max: usize) -> bool {
         match text::free_text(value, max) {
-            Ok(()) => value.to_owned(),
+            Ok(()) => true,
             Err(e) => {
                 self.bad(field, e);
-                String::new()
+                false
             }
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use prost::Message;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
 use crate::check::{Checker, MAX_AMOUNT, MAX_CAPITAL, MAX_LEVERAGE};
 use crate::input::{
@@ -31,25 +32,16 @@ pub fn input(message: &pb::KernelInput, cfg: &Config) -> Result<Input, Vec<Viola
     let mut c = Checker::new();
     let time = c.time("time", &message.time);
     if let Some(trace) = &message.trace {
-        c.free_text("trace.traceparent", &trace.traceparent, 128);
-        c.free_text("trace.tracestate", &trace.tracestate, 512);
+        trace_context(&mut c, &trace.traceparent, &trace.tracestate);
     }
     let payload = match &message.payload {
         None => {
             c.bad("payload", "is required (one of intent, venue_event, mark_price, ...)");
             None
         }
-        Some(Wire::Intent(m)) => intent(&mut c, m).map(Payload::Intent),
-        Some(Wire::VenueEvent(m)) => venue_event(&mut c, m, cfg).map(Payload::Venue),
-        Some(Wire::MarkPrice(m)) => {
-            let symbol = c.symbol("mark_price.symbol", &m.symbol);
-            let price = c.positive("mark_price.price", &m.price);
-            c.time_opt("mark_price.exchange_time", &m.exchange_time);
-            match (symbol, price) {
-                (Some(symbol), Some(price)) => Some(Payload::Mark(Mark { symbol, price })),
-                _ => None,
-            }
-        }
+        Some(Wire::Intent(m)) => intent(&mut c, &IntentView::from(m)).map(Payload::Intent),
+        Some(Wire::VenueEvent(m)) => venue_event(&mut c, &VenueEventView::from(m), cfg).map(Payload::Venue),
+        Some(Wire::MarkPrice(m)) => mark_price(&mut c, &MarkPriceView::from(m)),
         Some(Wire::ControlUpdate(m)) => Some(Payload::Control(control_update(&mut c, m))),
         Some(Wire::Reconcile(m)) => reconcile(&mut c, m, cfg).map(Payload::Reconcile),
         Some(Wire::Timer(_)) => Some(Payload::Timer),
@@ -73,18 +65,131 @@ pub fn input(message: &pb::KernelInput, cfg: &Config) -> Result<Input, Vec<Viola
             }
         }
     };
+    finish_input(c, message.sequence, time, payload)
+}
+
+/// A `pink.v1.KernelInput` whose payload is an intent, a venue event or a mark price,
+/// with its text borrowed from the wire (see `wire::input`).
+pub(crate) struct InputView<'a> {
+    pub sequence: u64,
+    pub time: Option<prost_types::Timestamp>,
+    /// traceparent, tracestate
+    pub trace: Option<(&'a str, &'a str)>,
+    pub payload: PayloadView<'a>,
+}
+
+pub(crate) enum PayloadView<'a> {
+    Intent(IntentView<'a>),
+    Venue(VenueEventView<'a>),
+    Mark(MarkPriceView<'a>),
+}
+
+/// `input` on a borrowed view: the same checks in the same order.
+pub(crate) fn input_view(message: &InputView<'_>, cfg: &Config) -> Result<Input, Vec<Violation>> {
+    let mut c = Checker::new();
+    let time = c.time("time", &message.time);
+    if let Some((traceparent, tracestate)) = message.trace {
+        trace_context(&mut c, traceparent, tracestate);
+    }
+    let payload = match &message.payload {
+        PayloadView::Intent(m) => intent(&mut c, m).map(Payload::Intent),
+        PayloadView::Venue(m) => venue_event(&mut c, m, cfg).map(Payload::Venue),
+        PayloadView::Mark(m) => mark_price(&mut c, m),
+    };
+    finish_input(c, message.sequence, time, payload)
+}
+
+fn trace_context(c: &mut Checker, traceparent: &str, tracestate: &str) {
+    c.free_text_ok("trace.traceparent", traceparent, 128);
+    c.free_text_ok("trace.tracestate", tracestate, 512);
+}
+
+fn finish_input(
+    c: Checker,
+    sequence: u64,
+    time: Option<i64>,
+    payload: Option<Payload>,
+) -> Result<Input, Vec<Violation>> {
     let built = match (time, payload) {
-        (Some(time), Some(payload)) => Some(Input { sequence: message.sequence, time, payload }),
+        (Some(time), Some(payload)) => Some(Input { sequence, time, payload }),
         _ => None,
     };
     c.finish(built)
 }
 
-fn order_kind(c: &mut Checker, order_type: i32, limit: &Option<pb::Decimal>, tif: i32) -> Option<OrderKind> {
+/// A `pink.v1.MarkPrice` with its text borrowed.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct MarkPriceView<'a> {
+    pub symbol: &'a str,
+    pub price: Option<&'a str>,
+    pub exchange_time: Option<prost_types::Timestamp>,
+}
+
+impl<'a> From<&'a pb::MarkPrice> for MarkPriceView<'a> {
+    fn from(m: &'a pb::MarkPrice) -> MarkPriceView<'a> {
+        MarkPriceView {
+            symbol: &m.symbol,
+            price: m.price.as_ref().map(|p| p.value.as_str()),
+            exchange_time: m.exchange_time,
+        }
+    }
+}
+
+fn mark_price(c: &mut Checker, m: &MarkPriceView<'_>) -> Option<Payload> {
+    let symbol = c.symbol("mark_price.symbol", m.symbol);
+    let price = c.positive_text("mark_price.price", m.price);
+    c.time_opt("mark_price.exchange_time", &m.exchange_time);
+    match (symbol, price) {
+        (Some(symbol), Some(price)) => Some(Payload::Mark(Mark { symbol, price })),
+        _ => None,
+    }
+}
+
+/// A `pink.v1.VenueEvent` with its text borrowed (decimals: the text of a
+/// present `Decimal` message).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct VenueEventView<'a> {
+    pub kind: i32,
+    pub client_order_id: &'a str,
+    pub venue_order_id: &'a str,
+    pub venue_event_id: &'a str,
+    pub symbol: &'a str,
+    pub last_quantity: Option<&'a str>,
+    pub cumulative_quantity: Option<&'a str>,
+    pub last_price: Option<&'a str>,
+    pub average_price: Option<&'a str>,
+    pub fee: Option<&'a str>,
+    pub fee_asset: &'a str,
+    pub exchange_time: Option<prost_types::Timestamp>,
+    pub reason: &'a str,
+}
+
+impl<'a> From<&'a pb::VenueEvent> for VenueEventView<'a> {
+    fn from(m: &'a pb::VenueEvent) -> VenueEventView<'a> {
+        let text = |d: &'a Option<pb::Decimal>| d.as_ref().map(|d| d.value.as_str());
+        VenueEventView {
+            kind: m.kind,
+            client_order_id: &m.client_order_id,
+            venue_order_id: &m.venue_order_id,
+            venue_event_id: &m.venue_event_id,
+            symbol: &m.symbol,
+            last_quantity: text(&m.last_quantity),
+            cumulative_quantity: text(&m.cumulative_quantity),
+            last_price: text(&m.last_price),
+            average_price: text(&m.average_price),
+            fee: text(&m.fee),
+            fee_asset: &m.fee_asset,
+            exchange_time: m.exchange_time,
+            reason: &m.reason,
+        }
+    }
+}
+
+fn order_kind(c: &mut Checker, order_type: i32, limit: Option<&str>, tif: i32) -> Option<OrderKind> {
     let kind = c.enumeration("intent.order_type", order_type, OrderType::Unspecified)?;
     match kind {
         OrderType::Limit => {
-            let price = c.positive("intent.limit_price", limit);
+            let price = c.positive_text("intent.limit_price", limit);
             let tif = c.enumeration("intent.time_in_force", tif, TimeInForce::Unspecified);
             Some(OrderKind::Limit { price: price?, tif: tif? })
         }
@@ -98,7 +203,7 @@ fn order_kind(c: &mut Checker, order_type: i32, limit: &Option<pb::Decimal>, tif
     }
 }
 
-fn exit_leg_ratios(c: &mut Checker, raw: &[pb::Decimal]) -> Option<Vec<Decimal>> {
+fn exit_leg_ratios(c: &mut Checker, raw: &[&str]) -> Option<Vec<Decimal>> {
     if raw.is_empty() {
         return Some(vec![Decimal::ONE]);
     }
@@ -108,8 +213,13 @@ fn exit_leg_ratios(c: &mut Checker, raw: &[pb::Decimal]) -> Option<Vec<Decimal>>
     }
     let mut ratios = Vec::with_capacity(raw.len());
     for (i, ratio) in raw.iter().enumerate() {
+        // A valid ratio needs no field name; an invalid one is checked again to report it.
+        if let Some(value) = num::parse(ratio).ok().filter(|r| *r > Decimal::ZERO && *r <= Decimal::ONE) {
+            ratios.push(value);
+            continue;
+        }
         let field = format!("intent.exit_leg_ratios[{i}]");
-        let parsed = c.decimal(&field, &Some(ratio.clone()));
+        let parsed = c.decimal_text(&field, Some(ratio));
         if let Some(value) = c.bounded(&field, parsed, Decimal::ZERO, true, Decimal::ONE) {
             ratios.push(value);
         }
@@ -130,24 +240,98 @@ fn exit_leg_ratios(c: &mut Checker, raw: &[pb::Decimal]) -> Option<Vec<Decimal>>
     Some(ratios)
 }
 
-fn intent(c: &mut Checker, m: &pb::Intent) -> Option<Intent> {
-    let intent_id = c.id("intent.intent_id", &m.intent_id);
+/// A `pink.v1.Intent` with its text borrowed.
+#[derive(Debug, PartialEq)]
+pub(crate) struct IntentView<'a> {
+    pub intent_id: &'a str,
+    pub action: i32,
+    pub slot_id: u32,
+    pub expected_slot_version: Option<u64>,
+    pub symbol: &'a str,
+    pub side: i32,
+    pub order_type: i32,
+    pub limit_price: Option<&'a str>,
+    pub time_in_force: i32,
+    pub target_size: Option<&'a str>,
+    pub leverage: Option<&'a str>,
+    pub exit_leg_ratios: SmallVec<[&'a str; 4]>,
+    pub reduce_only: bool,
+    pub reference_price: Option<&'a str>,
+    pub cancel_purpose: i32,
+    pub labels: &'a BTreeMap<String, String>,
+    pub create_time: Option<prost_types::Timestamp>,
+}
+
+/// The labels of an intent that has none.
+pub(crate) static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl Default for IntentView<'_> {
+    fn default() -> Self {
+        IntentView {
+            intent_id: "",
+            action: 0,
+            slot_id: 0,
+            expected_slot_version: None,
+            symbol: "",
+            side: 0,
+            order_type: 0,
+            limit_price: None,
+            time_in_force: 0,
+            target_size: None,
+            leverage: None,
+            exit_leg_ratios: SmallVec::new(),
+            reduce_only: false,
+            reference_price: None,
+            cancel_purpose: 0,
+            labels: &NO_LABELS,
+            create_time: None,
+        }
+    }
+}
+
+impl<'a> From<&'a pb::Intent> for IntentView<'a> {
+    fn from(m: &'a pb::Intent) -> IntentView<'a> {
+        let text = |d: &'a Option<pb::Decimal>| d.as_ref().map(|d| d.value.as_str());
+        IntentView {
+            intent_id: &m.intent_id,
+            action: m.action,
+            slot_id: m.slot_id,
+            expected_slot_version: m.expected_slot_version,
+            symbol: &m.symbol,
+            side: m.side,
+            order_type: m.order_type,
+            limit_price: text(&m.limit_price),
+            time_in_force: m.time_in_force,
+            target_size: text(&m.target_size),
+            leverage: text(&m.leverage),
+            exit_leg_ratios: m.exit_leg_ratios.iter().map(|d| d.value.as_str()).collect(),
+            reduce_only: m.reduce_only,
+            reference_price: text(&m.reference_price),
+            cancel_purpose: m.cancel_purpose,
+            labels: &m.labels,
+            create_time: m.create_time,
+        }
+    }
+}
+
+fn intent(c: &mut Checker, m: &IntentView<'_>) -> Option<Intent> {
+    let intent_id = c.id("intent.intent_id", m.intent_id);
     c.time_opt("intent.create_time", &m.create_time);
     let action = c.enumeration("intent.action", m.action, IntentAction::Unspecified)?;
     let enter_only = "unless action is ENTER";
     let action = match action {
         IntentAction::Enter => {
-            let symbol = c.symbol("intent.symbol", &m.symbol);
+            let symbol = c.symbol("intent.symbol", m.symbol);
             let side = c.enumeration("intent.side", m.side, Side::Unspecified);
-            let kind = order_kind(c, m.order_type, &m.limit_price, m.time_in_force);
-            let size = c.positive("intent.target_size", &m.target_size);
-            let raw_leverage = c.required_decimal("intent.leverage", &m.leverage);
+            let kind = order_kind(c, m.order_type, m.limit_price, m.time_in_force);
+            let size = c.positive_text("intent.target_size", m.target_size);
+            let raw_leverage = c.required_decimal_text("intent.leverage", m.leverage);
             let leverage = c.leverage("intent.leverage", raw_leverage, MAX_LEVERAGE);
             let ratios = exit_leg_ratios(c, &m.exit_leg_ratios);
             if m.reduce_only {
                 c.bad("intent.reduce_only", "must be false for ENTER (an entry cannot reduce a position)");
             }
-            let reference_price = c.positive_opt("intent.reference_price", &m.reference_price);
+            let reference_price = c.positive_opt_text("intent.reference_price", m.reference_price);
             if matches!(kind, Some(OrderKind::Limit { .. })) {
                 c.absent(
                     "intent.reference_price",
@@ -156,7 +340,7 @@ fn intent(c: &mut Checker, m: &pb::Intent) -> Option<Intent> {
                 );
             }
             c.absent("intent.cancel_purpose", m.cancel_purpose != 0, "unless action is CANCEL");
-            let labels = c.labels("intent.labels", &m.labels);
+            let labels = c.labels("intent.labels", m.labels);
             Action::Enter(Box::new(Enter {
                 symbol: symbol?,
                 side: side?,
@@ -177,7 +361,7 @@ fn intent(c: &mut Checker, m: &pb::Intent) -> Option<Intent> {
             c.absent("intent.reference_price", m.reference_price.is_some(), enter_only);
             c.absent("intent.cancel_purpose", m.cancel_purpose != 0, "unless action is CANCEL");
             c.absent("intent.labels", !m.labels.is_empty(), enter_only);
-            let kind = order_kind(c, m.order_type, &m.limit_price, m.time_in_force)?;
+            let kind = order_kind(c, m.order_type, m.limit_price, m.time_in_force)?;
             if action == IntentAction::Exit {
                 Action::Exit(kind)
             } else {
@@ -205,30 +389,30 @@ fn intent(c: &mut Checker, m: &pb::Intent) -> Option<Intent> {
     Some(Intent { intent_id: intent_id?, slot: m.slot_id, expected_version: m.expected_slot_version, action })
 }
 
-fn venue_event(c: &mut Checker, m: &pb::VenueEvent, cfg: &Config) -> Option<VenueEvent> {
+fn venue_event(c: &mut Checker, m: &VenueEventView<'_>, cfg: &Config) -> Option<VenueEvent> {
     let kind = c.enumeration("venue_event.kind", m.kind, VenueEventKind::Unspecified);
-    let cid = c.id_opt("venue_event.client_order_id", &m.client_order_id);
-    let vid = c.id_opt("venue_event.venue_order_id", &m.venue_order_id);
+    let cid = c.id_opt("venue_event.client_order_id", m.client_order_id);
+    let vid = c.id_opt("venue_event.venue_order_id", m.venue_order_id);
     if m.client_order_id.is_empty() && m.venue_order_id.is_empty() {
         c.bad("venue_event.client_order_id", "client_order_id or venue_order_id is required");
     }
-    let event_id = c.id("venue_event.venue_event_id", &m.venue_event_id);
-    let symbol = c.symbol_opt("venue_event.symbol", &m.symbol);
+    let event_id = c.id("venue_event.venue_event_id", m.venue_event_id);
+    let symbol = c.symbol_opt("venue_event.symbol", m.symbol);
     let exchange_time = c.time("venue_event.exchange_time", &m.exchange_time);
-    let reason = c.free_text("venue_event.reason", &m.reason, 256);
-    let raw_cumulative = c.decimal("venue_event.cumulative_quantity", &m.cumulative_quantity);
+    let reason = c.free_text("venue_event.reason", m.reason, 256);
+    let raw_cumulative = c.decimal_text("venue_event.cumulative_quantity", m.cumulative_quantity);
     let cumulative = c.bounded("venue_event.cumulative_quantity", raw_cumulative, Decimal::ZERO, false, MAX_AMOUNT);
     if !m.fee_asset.is_empty() {
-        if let Err(e) = text::asset(&m.fee_asset) {
+        if let Err(e) = text::check_asset(m.fee_asset) {
             c.bad("venue_event.fee_asset", e);
         }
     }
     let is_fill = matches!(kind, Some(VenueEventKind::PartialFill | VenueEventKind::Fill));
     let fill = if is_fill {
-        let quantity = c.positive("venue_event.last_quantity", &m.last_quantity);
-        let price = c.positive("venue_event.last_price", &m.last_price);
-        c.positive_opt("venue_event.average_price", &m.average_price);
-        let raw_fee = c.decimal("venue_event.fee", &m.fee);
+        let quantity = c.positive_text("venue_event.last_quantity", m.last_quantity);
+        let price = c.positive_text("venue_event.last_price", m.last_price);
+        c.positive_opt_text("venue_event.average_price", m.average_price);
+        let raw_fee = c.decimal_text("venue_event.fee", m.fee);
         let fee = c.bounded("venue_event.fee", raw_fee, -MAX_AMOUNT, false, MAX_AMOUNT);
         if m.cumulative_quantity.is_none() {
             c.bad("venue_event.cumulative_quantity", "is required for fills");
@@ -239,7 +423,7 @@ fn venue_event(c: &mut Checker, m: &pb::VenueEvent, cfg: &Config) -> Option<Venu
             }
         }
         let fee = fee.unwrap_or(Decimal::ZERO);
-        if !fee.is_zero() && m.fee_asset != *cfg.settlement_asset {
+        if !fee.is_zero() && m.fee_asset != &*cfg.settlement_asset {
             c.bad(
                 "venue_event.fee_asset",
                 format!(
@@ -287,6 +471,10 @@ fn control_update(c: &mut Checker, m: &pb::ControlUpdate) -> ControlChange {
     let max_notional = c.bounded("control_update.max_notional_per_slot", raw, Decimal::ZERO, true, MAX_CAPITAL);
     let allowed =
         m.allowed_symbols.as_ref().map(|list| c.symbol_set("control_update.allowed_symbols.symbols", &list.symbols));
+    // Every change of the limits says who made it (the audit trail of ControlState.updated_by).
+    if m.actor.is_empty() {
+        c.bad("control_update.actor", "is required: who asks for the change");
+    }
     let actor = c.free_text("control_update.actor", &m.actor, 64);
     let reason = c.free_text("control_update.reason", &m.reason, 256);
     ControlChange {

@@ -1,7 +1,6 @@
 //! Domain -> `pink.v1` messages. Decimals are written in canonical form
 //! (no trailing zeros) so equal states encode to equal bytes.
 
-use prost::Message;
 use rust_decimal::Decimal;
 
 use crate::input::{Action, Input, Payload};
@@ -280,8 +279,12 @@ pub fn view(kernel: &Kernel, slots: &[u32], with_account: bool, with_control: bo
     }
 }
 
+/// The serialized `pink.v1.Outcome` of an output (`outcome(out).encode_to_vec()`,
+/// written directly by `wire::outcome_into`).
 pub fn outcome_bytes(out: &Output) -> Vec<u8> {
-    outcome(out).encode_to_vec()
+    let mut bytes = Vec::new();
+    crate::wire::outcome_into(out, &mut bytes);
+    bytes
 }
 
 fn text_opt(id: &Option<Id>) -> String {

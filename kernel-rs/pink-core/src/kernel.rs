@@ -27,9 +27,10 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Output,
 }
 
-/// The reused output buffer: not state (never compared, hashed or snapshotted).
+/// The reused output and encoding buffers: not state (never compared, hashed
+/// or snapshotted).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scratch(pub(crate) Output);
+pub(crate) struct Scratch(pub(crate) Output, pub(crate) Vec<u8>);
 
 impl PartialEq for Scratch {
     fn eq(&self, _: &Scratch) -> bool {
@@ -409,12 +410,22 @@ impl Kernel {
     fn numbered_id(&self, infix: &str, number: u64) -> Id {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(number);
-        let mut text =
-            String::with_capacity(self.cfg.kernel_id.len().saturating_add(infix.len()).saturating_add(digits.len()));
-        text.push_str(&self.cfg.kernel_id);
-        text.push_str(infix);
-        text.push_str(digits);
-        Arc::from(text)
+        // Kernel ids have at most 12 characters: the text fits on the stack,
+        // so the id costs one allocation (the Arc's).
+        let mut text = [0_u8; 40];
+        let mut len = 0_usize;
+        for part in [self.cfg.kernel_id.as_bytes(), infix.as_bytes(), digits.as_bytes()] {
+            let end = len.saturating_add(part.len());
+            let Some(slot) = text.get_mut(len..end) else {
+                return Arc::from(format!("{}{infix}{digits}", self.cfg.kernel_id));
+            };
+            slot.copy_from_slice(part);
+            len = end;
+        }
+        match text.get(..len).map(std::str::from_utf8) {
+            Some(Ok(id)) => Arc::from(id),
+            _ => Arc::from(format!("{}{infix}{digits}", self.cfg.kernel_id)),
+        }
     }
 
     /// Last mark price of the slot's symbol.

@@ -38,9 +38,11 @@ pub mod model;
 pub mod num;
 pub mod output;
 mod reconcile;
+mod replay;
 pub mod snapshot;
 pub mod text;
 mod venue;
+pub mod wire;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -60,16 +62,30 @@ impl Kernel {
     /// bytes that are not a `KernelInput` at all are an error. Either way a
     /// rejected input changes no state.
     pub fn step_bytes(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        self.step_encoded(bytes).map(<[u8]>::to_vec)
+    }
+
+    /// `step_bytes` returning the outcome in a buffer the kernel reuses (valid
+    /// until the next call).
+    pub fn step_encoded(&mut self, bytes: &[u8]) -> Result<&[u8], String> {
         use prost::Message;
-        let message = pb::KernelInput::decode(bytes).map_err(|e| format!("not a valid pink.v1.KernelInput: {e}"))?;
+        let input = match wire::input(bytes, &self.cfg) {
+            Some(input) => Ok(input),
+            None => {
+                let message =
+                    pb::KernelInput::decode(bytes).map_err(|e| format!("not a valid pink.v1.KernelInput: {e}"))?;
+                decode::input(&message, &self.cfg)
+            }
+        };
         let mut out = std::mem::take(&mut self.scratch.0);
-        match decode::input(&message, &self.cfg) {
+        match input {
             Ok(input) => self.step_into(input, &mut out),
             Err(violations) => Kernel::reject_into(&mut out, self.last_sequence, Reject::invalid(violations)),
         }
-        let bytes = encode::outcome_bytes(&out);
+        self.scratch.1.clear();
+        wire::outcome_into(&out, &mut self.scratch.1);
         self.scratch.0 = out;
-        Ok(bytes)
+        Ok(&self.scratch.1)
     }
 
     /// Serialized `pink.v1.KernelView`: post-state of the given slots, and
@@ -97,33 +113,90 @@ impl Kernel {
     /// diverges. After an error the kernel must be discarded: a diverging
     /// record's input has already been applied.
     pub fn replay_records<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Result<String, String> {
-        use prost::Message;
         let mut position = String::new();
         for bytes in records {
-            let record = pb::ReplayRecord::decode(bytes).map_err(|e| format!("undecodable journal record: {e}"))?;
-            let expected = self.last_sequence.checked_add(1).ok_or("sequence space exhausted")?;
-            if record.sequence != expected {
-                return Err(format!("journal record {} where {expected} was expected", record.sequence));
-            }
-            let input = record.input.ok_or_else(|| format!("journal record {expected} has no input"))?;
-            let input = decode::input(&input, &self.cfg)
-                .map_err(|v| format!("journal record {expected}: input no longer validates: {v:?}"))?;
-            let mut out = std::mem::take(&mut self.scratch.0);
-            self.step_into(input, &mut out);
-            let outcome = encode::outcome(&out);
-            self.scratch.0 = out;
-            if Some(&outcome) != record.outcome.as_ref() {
-                return Err(format!(
-                    "replay diverged at sequence {expected}: recorded {:?}, replayed {:?}",
-                    record.outcome.map(|o| (o.accepted, o.code, o.sequence)),
-                    (outcome.accepted, outcome.code, outcome.sequence)
-                ));
-            }
-            if !record.venue_stream_position.is_empty() {
-                position = record.venue_stream_position;
+            let fast = match replay::split(bytes) {
+                Some(record) => self.replay_fast(bytes, &record)?,
+                None => None,
+            };
+            match fast {
+                Some(found) if !found.is_empty() => found.clone_into(&mut position),
+                Some(_) => {}
+                None => {
+                    let found = self.replay_record(bytes)?;
+                    if !found.is_empty() {
+                        position = found;
+                    }
+                }
             }
         }
         Ok(position)
+    }
+
+    /// Replays one record that `replay::split` took apart: compares the
+    /// freshly encoded outcome with the recorded outcome's bytes, and decodes
+    /// the recorded outcome only when they differ (it may still be equal,
+    /// encoded differently). `Ok(None)`: nothing was applied and the record
+    /// needs the general path (`replay_record`), which reports its error.
+    /// (A recorded outcome that does not decode is found after the input was
+    /// applied; the error is the general path's, and the kernel is discarded
+    /// after any error anyway.)
+    fn replay_fast<'r>(&mut self, bytes: &[u8], record: &replay::Split<'r>) -> Result<Option<&'r str>, String> {
+        use prost::Message;
+        let Some(expected) = self.last_sequence.checked_add(1) else { return Ok(None) };
+        let (true, Some(input)) = (record.sequence == expected, record.input) else { return Ok(None) };
+        let input = match wire::input(input, &self.cfg) {
+            Some(input) => input,
+            None => {
+                let Ok(input) = pb::KernelInput::decode(input) else { return Ok(None) };
+                let Ok(input) = decode::input(&input, &self.cfg) else { return Ok(None) };
+                input
+            }
+        };
+        let mut out = std::mem::take(&mut self.scratch.0);
+        self.step_into(input, &mut out);
+        self.scratch.1.clear();
+        wire::outcome_into(&out, &mut self.scratch.1);
+        self.scratch.0 = out;
+        if record.outcome == Some(self.scratch.1.as_slice()) {
+            return Ok(Some(record.position));
+        }
+        let recorded = match record.outcome.map(pb::Outcome::decode).transpose() {
+            Ok(recorded) => recorded,
+            // The whole record does not decode: report it as the general path does.
+            Err(_) => {
+                return Err(match pb::ReplayRecord::decode(bytes) {
+                    Err(e) => format!("undecodable journal record: {e}"),
+                    Ok(_) => format!("undecodable journal record {expected}"),
+                })
+            }
+        };
+        let outcome = encode::outcome(&self.scratch.0);
+        if recorded.as_ref() != Some(&outcome) {
+            return Err(replay::diverged(expected, recorded.as_ref(), &outcome));
+        }
+        Ok(Some(record.position))
+    }
+
+    /// Replays one record, decoding all of it; returns its venue stream position.
+    fn replay_record(&mut self, bytes: &[u8]) -> Result<String, String> {
+        use prost::Message;
+        let record = pb::ReplayRecord::decode(bytes).map_err(|e| format!("undecodable journal record: {e}"))?;
+        let expected = self.last_sequence.checked_add(1).ok_or("sequence space exhausted")?;
+        if record.sequence != expected {
+            return Err(format!("journal record {} where {expected} was expected", record.sequence));
+        }
+        let input = record.input.ok_or_else(|| format!("journal record {expected} has no input"))?;
+        let input = decode::input(&input, &self.cfg)
+            .map_err(|v| format!("journal record {expected}: input no longer validates: {v:?}"))?;
+        let mut out = std::mem::take(&mut self.scratch.0);
+        self.step_into(input, &mut out);
+        let outcome = encode::outcome(&out);
+        self.scratch.0 = out;
+        if Some(&outcome) != record.outcome.as_ref() {
+            return Err(replay::diverged(expected, record.outcome.as_ref(), &outcome));
+        }
+        Ok(record.venue_stream_position)
     }
 
     /// The slots a view should hold after `out`: the changed slots plus, for a

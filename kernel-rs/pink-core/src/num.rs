@@ -62,7 +62,7 @@ fn align((ma, sa): (i128, u32), (mb, sb): (i128, u32)) -> Option<(i128, i128, u3
 
 /// Applies `op` to the aligned mantissas; if alignment or the result does not
 /// fit, tries again with trailing zeros removed (the slow path).
-fn combine(a: Decimal, b: Decimal, op: fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
+fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
     let fast = align((a.mantissa(), a.scale()), (b.mantissa(), b.scale()))
         .and_then(|(ma, mb, scale)| build(op(ma, mb)?, scale));
     if fast.is_some() {
@@ -146,31 +146,72 @@ pub fn significant_digits(value: Decimal) -> u32 {
 /// decimal point over itoa's digits: this runs for every decimal the kernel
 /// encodes, and `Display` costs several times more.)
 pub fn to_text(value: Decimal) -> String {
-    let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value.mantissa().unsigned_abs());
-    let scale = value.scale() as usize;
-    // Split into integer and fraction digits, padding the fraction with zeros.
-    let (int_part, frac_padding, frac_digits) = match digits.len().checked_sub(scale) {
-        Some(split) => (digits.get(..split).unwrap_or(""), 0, digits.get(split..).unwrap_or("")),
-        None => ("", scale.saturating_sub(digits.len()), digits),
-    };
-    let frac_digits = frac_digits.trim_end_matches('0');
-    let frac_padding = if frac_digits.is_empty() { 0 } else { frac_padding };
-    let int_part = int_part.trim_start_matches('0');
-    if int_part.is_empty() && frac_digits.is_empty() {
-        return "0".to_owned();
+    Text::new(value).as_str().to_owned()
+}
+
+/// The canonical text of a decimal (see `to_text`) in a stack buffer, so the
+/// encoders write it without allocating.
+pub struct Text {
+    buf: [u8; Text::CAPACITY],
+    len: usize,
+}
+
+impl Text {
+    /// Sign, 29 digits, point and up to 27 padding zeros fit with room to spare.
+    const CAPACITY: usize = 64;
+
+    pub fn new(value: Decimal) -> Text {
+        let mut text = Text { buf: [0; Text::CAPACITY], len: 0 };
+        let mut buffer = itoa::Buffer::new();
+        let mantissa = value.mantissa().unsigned_abs();
+        // The same digits; 64-bit formatting is faster when the mantissa fits.
+        let digits = match u64::try_from(mantissa) {
+            Ok(small) => buffer.format(small),
+            Err(_) => buffer.format(mantissa),
+        };
+        let scale = value.scale() as usize;
+        // Split into integer and fraction digits, padding the fraction with zeros.
+        let (int_part, frac_padding, frac_digits) = match digits.len().checked_sub(scale) {
+            Some(split) => (digits.get(..split).unwrap_or(""), 0, digits.get(split..).unwrap_or("")),
+            None => ("", scale.saturating_sub(digits.len()), digits),
+        };
+        let frac_digits = frac_digits.trim_end_matches('0');
+        let frac_padding = if frac_digits.is_empty() { 0 } else { frac_padding };
+        let int_part = int_part.trim_start_matches('0');
+        if int_part.is_empty() && frac_digits.is_empty() {
+            text.push(b"0");
+            return text;
+        }
+        if value.is_sign_negative() {
+            text.push(b"-");
+        }
+        text.push(if int_part.is_empty() { b"0" } else { int_part.as_bytes() });
+        if !frac_digits.is_empty() {
+            text.push(b".");
+            for _ in 0..frac_padding {
+                text.push(b"0");
+            }
+            text.push(frac_digits.as_bytes());
+        }
+        text
     }
-    let mut text = String::with_capacity(digits.len().saturating_add(4));
-    if value.is_sign_negative() {
-        text.push('-');
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(slot) = self.buf.get_mut(self.len..end) {
+            slot.copy_from_slice(bytes);
+            self.len = end;
+        }
     }
-    text.push_str(if int_part.is_empty() { "0" } else { int_part });
-    if !frac_digits.is_empty() {
-        text.push('.');
-        text.extend(std::iter::repeat_n('0', frac_padding));
-        text.push_str(frac_digits);
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
     }
-    text
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-', '.' are ever pushed.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
 }
 
 /// Parse failure of decimal text.
@@ -199,6 +240,48 @@ impl ParseError {
 
 /// Parses the wire grammar of `pink.v1.Decimal`.
 pub fn parse(text: &str) -> Result<Decimal, ParseError> {
+    match parse_plain(text) {
+        Some(value) => Ok(value),
+        None => parse_checked(text),
+    }
+}
+
+/// One pass over the usual text: an optional '-', digits, optionally a '.'
+/// and digits, at most 28 digits in all and at most 18 after the point. It
+/// gives what `parse_checked` gives for such text (`parse_short`); `None`
+/// for everything else, which `parse_checked` parses or explains.
+fn parse_plain(text: &str) -> Option<Decimal> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa: i128 = 0;
+    let mut count = 0_usize;
+    let mut point: Option<usize> = None;
+    for byte in digits {
+        if byte.is_ascii_digit() {
+            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(byte.checked_sub(b'0')?))?;
+            count = count.checked_add(1)?;
+        } else if *byte == b'.' && point.is_none() && count > 0 {
+            point = Some(count);
+        } else {
+            return None;
+        }
+    }
+    let scale = match point {
+        Some(at) => count.checked_sub(at).filter(|s| (1..=18).contains(s))?,
+        None => 0,
+    };
+    if count == 0 || count > 28 || (negative && mantissa == 0) {
+        return None;
+    }
+    let mantissa = if negative { mantissa.checked_neg()? } else { mantissa };
+    Decimal::try_from_i128_with_scale(mantissa, u32::try_from(scale).ok()?).ok()
+}
+
+/// `parse` of any text, explaining what is wrong with it.
+fn parse_checked(text: &str) -> Result<Decimal, ParseError> {
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -234,7 +317,31 @@ pub fn parse(text: &str) -> Result<Decimal, ParseError> {
     if total.saturating_sub(leading).saturating_sub(trailing) > 28 {
         return Err(ParseError::TooPrecise);
     }
+    if let Some(value) = parse_short(text.starts_with('-'), int_part, frac_part.unwrap_or("")) {
+        return Ok(value);
+    }
     Decimal::from_str_exact(text).map_err(|_| ParseError::TooPrecise)
+}
+
+/// What `Decimal::from_str_exact` gives for checked digits of at most 28
+/// digits in all (the mantissa fits, nothing rounds): the digits as the
+/// mantissa, the fraction's length as the scale. `None` for the other cases
+/// (and for "-0", whose sign `from_str_exact` decides).
+fn parse_short(negative: bool, int_part: &str, frac_part: &str) -> Option<Decimal> {
+    if int_part.len().saturating_add(frac_part.len()) > 28 {
+        return None;
+    }
+    let mut mantissa: i128 = 0;
+    for digit in int_part.bytes().chain(frac_part.bytes()) {
+        mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(digit.checked_sub(b'0')?))?;
+    }
+    if negative {
+        if mantissa == 0 {
+            return None;
+        }
+        mantissa = mantissa.checked_neg()?;
+    }
+    Decimal::try_from_i128_with_scale(mantissa, u32::try_from(frac_part.len()).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -330,6 +437,32 @@ mod tests {
             let x = Decimal::new(m, s);
             let expected = if x.is_zero() { "0".to_owned() } else { x.normalize().to_string() };
             prop_assert_eq!(to_text(x), expected);
+        }
+
+        #[test]
+        fn parse_is_from_str_exact(negative in any::<bool>(), int in "[0-9]{1,30}", frac in proptest::option::of("[0-9]{1,18}")) {
+            let text = format!("{}{int}{}", if negative { "-" } else { "" }, frac.map(|f| format!(".{f}")).unwrap_or_default());
+            let ours = parse(&text).map(|d| d.serialize());
+            let exact = Decimal::from_str_exact(&text).map(|d| d.serialize()).map_err(|_| ParseError::TooPrecise);
+            if ours.is_ok() {
+                prop_assert_eq!(ours, exact, "{}", text);
+            }
+        }
+
+        #[test]
+        fn parse_plain_is_parse_checked(text in "-?[0-9.]{0,3}[0-9]{0,27}(\\.[0-9]{0,20})?[.-]?") {
+            let plain = parse_plain(&text).map(|d| d.serialize());
+            if plain.is_some() {
+                prop_assert_eq!(plain, parse_checked(&text).ok().map(|d| d.serialize()), "{}", text);
+            }
+            prop_assert_eq!(parse(&text).map(|d| d.serialize()), parse_checked(&text).map(|d| d.serialize()), "{}", text);
+        }
+
+        #[test]
+        fn parse_short_is_from_str_exact(negative in any::<bool>(), int in "[0-9]{1,14}", frac in "[0-9]{0,14}") {
+            let text = format!("{}{int}{}{frac}", if negative { "-" } else { "" }, if frac.is_empty() { "" } else { "." });
+            let exact = Decimal::from_str_exact(&text).map(|d| d.serialize()).ok();
+            prop_assert_eq!(parse(&text).map(|d| d.serialize()).ok(), exact, "{}", text);
         }
 
         #[test]

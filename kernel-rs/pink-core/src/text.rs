@@ -26,15 +26,18 @@ fn is_printable(c: char) -> bool {
     !c.is_control()
 }
 
-fn check(value: &str, min: usize, max: usize, ok: fn(char) -> bool, what: &str) -> Result<(), String> {
-    let len = if value.is_ascii() { value.len() } else { value.chars().count() };
+fn check(value: &str, min: usize, max: usize, ok: impl Fn(char) -> bool, what: &str) -> Result<(), String> {
+    let ascii = value.is_ascii();
+    let len = if ascii { value.len() } else { value.chars().count() };
     if len < min {
         return Err(if min == 1 { "is required".to_owned() } else { format!("must be at least {min} characters") });
     }
     if len > max {
         return Err(format!("is longer than {max} characters"));
     }
-    if let Some(bad) = value.chars().find(|c| !ok(*c)) {
+    // ASCII text is its bytes: no UTF-8 decoding needed to find a bad character.
+    let bad = if ascii { value.bytes().map(char::from).find(|c| !ok(*c)) } else { value.chars().find(|c| !ok(*c)) };
+    if let Some(bad) = bad {
         return Err(format!("contains {bad:?}; allowed: {what}"));
     }
     Ok(())
@@ -71,8 +74,13 @@ pub fn free_text(value: &str, max: usize) -> Result<(), String> {
 
 /// Settlement asset: 1-16 of `[A-Z0-9]`.
 pub fn asset(value: &str) -> Result<Id, String> {
-    check(value, 1, 16, |c| c.is_ascii_uppercase() || c.is_ascii_digit(), "A-Z 0-9")?;
+    check_asset(value)?;
     Ok(Arc::from(value))
+}
+
+/// `asset` without building the id.
+pub fn check_asset(value: &str) -> Result<(), String> {
+    check(value, 1, 16, |c| c.is_ascii_uppercase() || c.is_ascii_digit(), "A-Z 0-9")
 }
 
 #[cfg(test)]

@@ -355,3 +355,19 @@ fn config_is_validated_field_by_field() {
         assert!(fields.contains(&field), "{field} missing from {fields:?}");
     }
 }
+
+/// A control change without an actor has no audit trail: refused by name, nothing changes.
+#[test]
+fn control_updates_name_their_actor() {
+    let mut k = kernel();
+    let update = |actor: &str| pb::ControlUpdate {
+        trading_enabled: Some(false),
+        actor: actor.into(),
+        reason: "test".into(),
+        ..Default::default()
+    };
+    rejects(&mut k, input(P::ControlUpdate(update(""))), "control_update.actor");
+    rejects(&mut k, input(P::ControlUpdate(update("ops\u{0}"))), "control_update.actor");
+    let out = step(&mut k, input(P::ControlUpdate(update("ops"))));
+    assert!(out.accepted, "{out:?}");
+}

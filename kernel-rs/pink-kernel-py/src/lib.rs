@@ -50,7 +50,7 @@ use std::sync::Mutex;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use pink_core::output::Violation;
 
@@ -160,6 +160,26 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| format!("panic: {}", panic_text(payload.as_ref())))
 }
 
+/// The `records` argument of `Kernel.replay`.
+enum Records<'py> {
+    /// A list of `bytes`: read in place, not copied.
+    Bytes(Vec<Bound<'py, PyBytes>>),
+    /// Any other sequence of bytes-like objects, as before.
+    Copied(Vec<Vec<u8>>),
+}
+
+/// Extracts `records`; anything that is not a list of `bytes` takes the
+/// general conversion (with its errors, reported for the argument as before).
+fn records<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Records<'py>> {
+    if let Ok(list) = obj.cast::<PyList>() {
+        let items: Option<Vec<Bound<'py, PyBytes>>> = list.iter().map(|item| item.cast_into().ok()).collect();
+        if let Some(items) = items {
+            return Ok(Records::Bytes(items));
+        }
+    }
+    obj.extract().map(Records::Copied)
+}
+
 /// What the lock protects.
 struct State {
     kernel: pink_core::Kernel,
@@ -252,9 +272,14 @@ impl Kernel {
     /// the last non-empty `venue_stream_position` (empty if none). Raises
     /// `ReplayError` on a record that does not decode, is out of sequence or
     /// diverges; the kernel must then be discarded.
-    fn replay(&self, py: Python<'_>, records: Vec<Vec<u8>>) -> PyResult<String> {
-        let result =
-            self.with(|kernel| kernel.replay_records(records.iter().map(Vec::as_slice)).map_err(Failure::Replay));
+    fn replay(&self, py: Python<'_>, #[pyo3(from_py_with = records)] records: Records<'_>) -> PyResult<String> {
+        let result = self.with(|kernel| {
+            match &records {
+                Records::Bytes(list) => kernel.replay_records(list.iter().map(|r| r.as_bytes())),
+                Records::Copied(list) => kernel.replay_records(list.iter().map(Vec::as_slice)),
+            }
+            .map_err(Failure::Replay)
+        });
         result.map_err(|failure| failure.into_py_err(py))
     }
 
