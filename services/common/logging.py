@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import re
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TextIO
+from typing import Final, TextIO
 
 import structlog
 from pydantic import SecretBytes, SecretStr
@@ -32,7 +33,13 @@ class _PinkJsonHandler(logging.StreamHandler[TextIO]):
     """The root handler installed by :func:`configure_logging` (found again and replaced on reconfiguration)."""
 
 
+# Values that can hold no secret and no nested keys: returned as they are, without further checks.
+_PLAIN: Final = frozenset({str, int, float, bool, type(None), Decimal})
+
+
 def _redact(value: object) -> object:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, SecretStr | SecretBytes):
         return REDACTED
     if isinstance(value, Mapping):
@@ -42,8 +49,14 @@ def _redact(value: object) -> object:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_sensitive_name(key: str) -> bool:
+    return SENSITIVE_KEY.search(key) is not None
+
+
 def _is_sensitive(key: object) -> bool:
-    return isinstance(key, str) and SENSITIVE_KEY.search(key) is not None
+    # Keys are a small, fixed vocabulary: the regex runs once per distinct key.
+    return isinstance(key, str) and _is_sensitive_name(key)
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.common.errors import abort_invalid_argument
-from services.common.grpc_server import GrpcServer
+from services.common.grpc_server import GrpcServer, ServiceBinding
 from services.common.logging import get_logger
 from services.common.telemetry import (
     EXCLUDED_SERVICES,
@@ -140,3 +141,57 @@ async def test_otlp_exporter_from_the_environment(monkeypatch: pytest.MonkeyPatc
     await shutdown_tracing(provider)
     (record,) = [r for r in log_stream.getvalue().splitlines() if "tracing configured" in r]
     assert '"exporter": "otlp-grpc"' in record
+
+
+async def count(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
+    for index in range(int(request or b"0")):
+        yield str(index).encode()
+
+
+async def broken(_request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    raise RuntimeError("bug")
+
+
+@pytest.mark.anyio
+async def test_streams_and_server_errors_are_traced(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {"Count": grpc.unary_stream_rpc_method_handler(count), "Broken": grpc.unary_unary_rpc_method_handler(broken)},
+    )
+
+    def add(servicer: Any, server: grpc.aio.Server) -> None:
+        server.add_generic_rpc_handlers((servicer,))
+
+    binding = ServiceBinding(name=SERVICE, add=add, servicer=handler)
+    server = GrpcServer(
+        loopback_settings(), [binding], interceptors=server_interceptors(provider), logger=get_logger("t")
+    )
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", interceptors=client_interceptors(provider)
+        ) as channel:
+            stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(f"/{SERVICE}/Count")
+            assert [message async for message in stream(b"3", timeout=10)] == [b"0", b"1", b"2"]
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await call_raw(channel, f"/{SERVICE}/Broken")
+            assert failure.value.code() is grpc.StatusCode.UNKNOWN
+    finally:
+        await server.stop()
+
+    spans = {(span.name, span.kind.name): span for span in exporter.get_finished_spans()}
+    client, served = spans[(f"/{SERVICE}/Count", "CLIENT")], spans[(f"/{SERVICE}/Count", "SERVER")]
+    assert client.context is not None
+    assert served.parent is not None
+    assert served.parent.span_id == client.context.span_id
+    assert served.attributes is not None
+    assert served.attributes["rpc.method"] == "Count"
+    assert served.attributes["rpc.service"] == SERVICE
+    assert served.status.status_code is trace.StatusCode.UNSET
+    failed = spans[(f"/{SERVICE}/Broken", "SERVER")]
+    assert failed.attributes is not None
+    assert failed.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNKNOWN.value[0]
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert [event.name for event in failed.events] == ["exception"], "the handler's exception is recorded"
+    failed_call = spans[(f"/{SERVICE}/Broken", "CLIENT")]
+    assert failed_call.status.status_code is trace.StatusCode.ERROR
