@@ -33,6 +33,7 @@ SEGMENT_RE: Final = re.compile(r"(\d{20})\.seg")
 SNAPSHOT_RE: Final = re.compile(r"(\d{20})\.snap")
 SCAN_CHUNK: Final = 16 * 1024 * 1024
 READ_CHUNK: Final = 2 * 1024 * 1024
+REPLAY_CHUNK: Final = 16 * 1024 * 1024  # restart reads: few large reads, few thread hops
 INDEX_STRIDE: Final = 64 * 1024  # one sparse index entry per this many bytes of a segment
 
 
@@ -221,6 +222,7 @@ def _scan_frames(
     Returns (position after the last good frame, next expected sequence, next index threshold, bad?).
     """
     unpack, crc32 = FRAME.unpack_from, zlib.crc32
+    view = memoryview(buf)  # checksums over views: no copy of each frame
     seqs, offsets = result.segment.index_seqs, result.segment.index_offsets
     n, pos = len(buf), 0
     last_header, index_at = n - FRAME_SIZE, next_index - base
@@ -229,9 +231,9 @@ def _scan_frames(
         stop = pos + FRAME_SIZE + length
         if stop > n:
             break
-        if seq != expected or crc32(buf[pos + 8 : stop]) != crc:
+        if seq != expected or crc32(view[pos + 8 : stop]) != crc:
             result.bad_offset = base + pos
-            result.bad_is_sequence = crc32(buf[pos + 8 : stop]) == crc
+            result.bad_is_sequence = crc32(view[pos + 8 : stop]) == crc
             result.bad_reason = (
                 f"sequence {seq} where {expected} was expected"
                 if result.bad_is_sequence
@@ -349,17 +351,9 @@ def read_chunk(
     from. Reads at least one whole frame, so a frame larger than the chunk size is still returned.
     Lengths and sequences are always checked; checksums too when ``verify``.
     """
-    fd = os.open(segment, os.O_RDONLY)
-    try:
-        want = min(max(READ_CHUNK, FRAME_SIZE), end - offset)
-        buf = os.pread(fd, want, offset)
-        if len(buf) >= FRAME_SIZE:
-            frame = FRAME_SIZE + FRAME.unpack_from(buf)[0]
-            if frame > len(buf) and offset + frame <= end:
-                buf = os.pread(fd, frame, offset)
-    finally:
-        os.close(fd)
+    buf = _read_frames(segment, offset, end, READ_CHUNK)
     unpack, crc32 = FRAME.unpack_from, zlib.crc32
+    view = memoryview(buf)
     out: list[tuple[int, bytes]] = []
     append = out.append
     n, pos = len(buf), 0
@@ -370,10 +364,55 @@ def read_chunk(
         stop = start + length
         if stop > n:
             break
-        if seq != expected or (verify and crc32(buf[pos + 8 : stop]) != crc):
+        if seq != expected or (verify and crc32(view[pos + 8 : stop]) != crc):
             raise _corrupt_read(segment, offset + pos, expected, seq)
         if seq > after:
             append((seq, buf[start:stop]))
+        expected += 1
+        pos = stop
+    if pos == 0 and expected <= upper:
+        raise _corrupt_read(segment, offset, expected, None)
+    return out, offset + pos, expected
+
+
+def _read_frames(segment: Path, offset: int, end: int, chunk_bytes: int) -> bytes:
+    """Up to ``chunk_bytes`` from ``offset`` (never past ``end``), and at least the whole first frame."""
+    fd = os.open(segment, os.O_RDONLY)
+    try:
+        want = min(max(chunk_bytes, FRAME_SIZE), end - offset)
+        buf = os.pread(fd, want, offset)
+        if len(buf) >= FRAME_SIZE:
+            frame = FRAME_SIZE + FRAME.unpack_from(buf)[0]
+            if frame > len(buf) and offset + frame <= end:
+                buf = os.pread(fd, frame, offset)
+    finally:
+        os.close(fd)
+    return buf
+
+
+def read_payloads(
+    segment: Path, offset: int, end: int, expected: int, *, after: int, upper: int, chunk_bytes: int
+) -> tuple[list[bytes], int, int]:
+    """:func:`read_chunk` without checksums, returning the payloads alone (restart's bulk replay).
+
+    Lengths and sequences are checked; the checksums were verified by the open that precedes a restart.
+    """
+    buf = _read_frames(segment, offset, end, chunk_bytes)
+    unpack = FRAME.unpack_from
+    out: list[bytes] = []
+    append = out.append
+    n, pos = len(buf), 0
+    last_header = n - FRAME_SIZE
+    while pos <= last_header and expected <= upper:
+        length, _crc, seq = unpack(buf, pos)
+        start = pos + FRAME_SIZE
+        stop = start + length
+        if stop > n:
+            break
+        if seq != expected:
+            raise _corrupt_read(segment, offset + pos, expected, seq)
+        if seq > after:
+            append(buf[start:stop])
         expected += 1
         pos = stop
     if pos == 0 and expected <= upper:

@@ -278,6 +278,16 @@ class KernelCore:
         self, payload: Payload, *, trace: Mapping[str, str] | None = None, stream_position: str = ""
     ) -> Committed:
         """Applies one input; returns once it is durable (accepted) or judged (rejected)."""
+        return await self.enqueue(payload, trace=trace, stream_position=stream_position)
+
+    def enqueue(
+        self, payload: Payload, *, trace: Mapping[str, str] | None = None, stream_position: str = ""
+    ) -> asyncio.Future[Committed]:
+        """Queues one input now; the future is its answer, as :meth:`submit` returns it.
+
+        Inputs queued one after the other without waiting can share a commit (one fsync), and are
+        judged in the order they were queued.
+        """
         if self._failure is not None:
             raise WriterFailedError(str(self._failure))
         if self._closing:
@@ -288,7 +298,7 @@ class KernelCore:
         except asyncio.QueueFull:
             self._metrics.overloaded.inc()
             raise OverloadedError(f"the kernel's queue holds {self._queue.qsize()} inputs") from None
-        return await done
+        return done
 
     async def stop(self) -> None:
         """Graceful stop: later submissions are refused, everything queued is committed, then run() returns."""
@@ -363,7 +373,6 @@ class KernelCore:
         async with self._changed:
             self._changed.notify_all()
         self._answer(results)
-        self._metrics.slot_states({slot_id: slot.state for slot_id, slot in self.view.slots.items()})
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         accepted = [c for _, c in results if c.record is not None]
         if accepted:
@@ -386,23 +395,14 @@ class KernelCore:
                     listener(committed.outcome)
 
     def _step(self, item: _Submission) -> Committed:
-        message = input_message(item.payload, time_ns=self._clock(), trace=item.trace)
-        outcome = outcome_pb2.Outcome.FromString(self._kernel.step(message.SerializeToString()))
-        if not outcome.accepted:
-            return Committed(outcome, None)
-        message.sequence = outcome.sequence
-        record = log_pb2.LogRecord(
-            kernel_id=self._kernel_id,
-            sequence=outcome.sequence,
-            input=message,
-            outcome=outcome,
-            post_state=view_pb2.KernelView.FromString(self._kernel.post_state()),
-            venue_stream_position=item.stream_position,
+        return judge(
+            self._kernel,
+            self._kernel_id,
+            item.payload,
+            clock=self._clock,
+            trace=item.trace,
+            stream_position=item.stream_position,
         )
-        if message.HasField("trace"):
-            record.trace.CopyFrom(message.trace)
-        record.record_time.FromNanoseconds(self._clock())
-        return Committed(outcome, record)
 
     async def final_snapshot(self) -> None:
         """At shutdown, with the writer stopped: snapshots if records came since the last one."""
@@ -419,3 +419,37 @@ class KernelCore:
         self._last_snapshot = sequence
         freed = await self._journal.compact()
         log.info("snapshot_written", sequence=sequence, freed_bytes=freed)
+
+
+def judge(
+    kernel: pink_kernel.Kernel,
+    kernel_id: str,
+    payload: Payload,
+    *,
+    clock: Callable[[], int],
+    trace: Mapping[str, str],
+    stream_position: str = "",
+) -> Committed:
+    """Steps one input through ``kernel`` and builds its ``LogRecord``, exactly as the writer does.
+
+    The input is stamped with ``clock()`` (nanoseconds); a refused input changes nothing and has
+    no record. Public so that tools which build journals (the benchmarks) build them as the
+    service does.
+    """
+    message = input_message(payload, time_ns=clock(), trace=trace)
+    outcome = outcome_pb2.Outcome.FromString(kernel.step(message.SerializeToString()))
+    if not outcome.accepted:
+        return Committed(outcome, None)
+    message.sequence = outcome.sequence
+    record = log_pb2.LogRecord(
+        kernel_id=kernel_id,
+        sequence=outcome.sequence,
+        input=message,
+        outcome=outcome,
+        post_state=view_pb2.KernelView.FromString(kernel.post_state()),
+        venue_stream_position=stream_position,
+    )
+    if message.HasField("trace"):
+        record.trace.CopyFrom(message.trace)
+    record.record_time.FromNanoseconds(clock())
+    return Committed(outcome, record)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from services.common.errors import abort_internal, abort_invalid_argument, abort_with
 from services.common.logging import get_logger
@@ -40,8 +41,23 @@ MAX_WAIT_SECONDS = 300.0
 _INVALID = outcome_pb2.DIAGNOSTIC_CODE_INVALID_INPUT
 
 
-def _violations(outcome: outcome_pb2.Outcome, prefix: str = "") -> list[tuple[str, str]]:
-    return [(prefix + v.field, v.description) for v in outcome.violations]
+def _violations(outcome: outcome_pb2.Outcome, kernel: str = "", request: str = "") -> list[tuple[str, str]]:
+    """The kernel's violations, named as the caller's request names the fields.
+
+    The kernel names fields by its input's payload (``venue_event.fee``, ``control_update.actor``);
+    a field path is only useful to a client in terms of the message it sent, so the payload's
+    prefix ``kernel`` is replaced by the request's ``request`` (``events[3].``, ``update.``).
+    """
+    return [
+        (request + v.field.removeprefix(kernel) if v.field.startswith(kernel) else v.field, v.description)
+        for v in outcome.violations
+    ]
+
+
+async def _require(context: Context, request: Message, field: str) -> None:
+    """INVALID_ARGUMENT naming ``field`` when the request does not carry that message."""
+    if not request.HasField(field):
+        await abort_invalid_argument(context, f"{field} is required", [(field, "is required")])
 
 
 def _valid_consumer(name: str) -> bool:
@@ -102,10 +118,11 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
         log.error("internal_error", method=method, correlation_id=correlation, error=repr(error))
         await abort_internal(context, correlation, "internal error in the kernel service")
 
-    async def _submit(self, context: Context, payload: Payload, prefix: str) -> Committed:
+    async def _submit(self, context: Context, payload: Payload, kernel: str = "", request: str = "") -> Committed:
         committed = await self._core.submit(payload, trace=inject_context())
         if committed.outcome.code == _INVALID:
-            await abort_invalid_argument(context, committed.outcome.message, _violations(committed.outcome, prefix))
+            violations = _violations(committed.outcome, kernel, request)
+            await abort_invalid_argument(context, committed.outcome.message, violations)
         return committed
 
     # ------------------------------------------------------------------ mutations
@@ -114,10 +131,9 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
         self, request: kernel_service_pb2.SubmitIntentRequest, context: Context
     ) -> kernel_service_pb2.SubmitIntentResponse:
         async def call() -> kernel_service_pb2.SubmitIntentResponse:
-            if not request.HasField("intent"):
-                await abort_invalid_argument(context, "intent is required", [("intent", "is required")])
+            await _require(context, request, "intent")
             wait = await self._wait_spec(request, context)
-            committed = await self._submit(context, request.intent, "")
+            committed = await self._submit(context, request.intent)
             slot_id = request.intent.slot_id
             satisfied = False
             if wait is not None and committed.accepted:
@@ -195,7 +211,7 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
                     await abort_invalid_argument(
                         context,
                         f"events[{index}] is invalid; {index} earlier events were applied",
-                        _violations(committed.outcome, f"events[{index}]."),
+                        _violations(committed.outcome, "venue_event.", f"events[{index}]."),
                     )
                 response.outcomes.append(committed.outcome)
             return response
@@ -206,7 +222,8 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
         self, request: kernel_service_pb2.MarkPriceRequest, context: Context
     ) -> kernel_service_pb2.MarkPriceResponse:
         async def call() -> kernel_service_pb2.MarkPriceResponse:
-            committed = await self._submit(context, request.mark_price, "")
+            await _require(context, request, "mark_price")
+            committed = await self._submit(context, request.mark_price)
             return kernel_service_pb2.MarkPriceResponse(outcome=committed.outcome)
 
         return await self._guard("MarkPrice", context, call)
@@ -215,7 +232,8 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
         self, request: kernel_service_pb2.UpdateControlRequest, context: Context
     ) -> kernel_service_pb2.UpdateControlResponse:
         async def call() -> kernel_service_pb2.UpdateControlResponse:
-            committed = await self._submit(context, request.update, "")
+            await _require(context, request, "update")
+            committed = await self._submit(context, request.update, "control_update.", "update.")
             return kernel_service_pb2.UpdateControlResponse(outcome=committed.outcome, control=self._core.view.control)
 
         return await self._guard("UpdateControl", context, call)
@@ -224,7 +242,8 @@ class KernelServicer(kernel_service_pb2_grpc.KernelServiceServicer):
         self, request: kernel_service_pb2.ReconcileRequest, context: Context
     ) -> kernel_service_pb2.ReconcileResponse:
         async def call() -> kernel_service_pb2.ReconcileResponse:
-            committed = await self._submit(context, request.reconcile, "")
+            await _require(context, request, "reconcile")
+            committed = await self._submit(context, request.reconcile)
             return kernel_service_pb2.ReconcileResponse(outcome=committed.outcome)
 
         return await self._guard("Reconcile", context, call)

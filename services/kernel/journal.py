@@ -43,18 +43,21 @@ Durability and recovery:
   *and* acknowledged by every registered consumer, never the segment being appended to, then
   the snapshots older than the latest valid one.
 
-Every file operation runs in a worker thread (``asyncio.to_thread``); nothing blocks the event
-loop. Mutations run to completion even if their caller is cancelled, so the in-memory state
-always matches the files. Linux only (``os.fdatasync``, directory fsync).
+Every file operation runs in a worker thread (group commits on a thread of their own, the rest
+through ``asyncio.to_thread``); nothing blocks the event loop. Mutations run to completion even
+if their caller is cancelled, so the in-memory state always matches the files. Linux only
+(``os.fdatasync``, directory fsync).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -170,6 +173,8 @@ class Journal:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._failure: str | None = None
+        # Group commits get a thread of their own: never queued behind reads or snapshots.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-commit")
 
     @classmethod
     async def open(cls, directory: Path, *, segment_bytes: int = 64 * 1024 * 1024, fsync: bool = True) -> Journal:
@@ -254,7 +259,9 @@ class Journal:
             buf, index, next_index = seg.encode_batch(records, first, base, next_index)
             new_path = self._segments_dir / seg.segment_name(first) if rotate else None
             try:
-                fd = await asyncio.to_thread(seg.commit, self._fd, new_path, buf, fsync=self._fsync)
+                fd = await asyncio.get_running_loop().run_in_executor(
+                    self._committer, functools.partial(seg.commit, self._fd, new_path, buf, fsync=self._fsync)
+                )
             except (OSError, JournalError) as exc:
                 self._failure = f"append of records {first}..{first + len(records) - 1} failed: {exc}"
                 logger.exception("journal %s: %s; reopen to recover", self._dir, self._failure)
@@ -288,8 +295,18 @@ class Journal:
         return segment, offset, start
 
     async def _chunks(
-        self, after_sequence: int, limit: int | None, *, verify: bool
-    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        self,
+        after_sequence: int,
+        limit: int | None,
+        read: Callable[..., tuple[list[_T], int, int]],
+        *,
+        read_ahead: bool = False,
+    ) -> AsyncIterator[list[_T]]:
+        """Chunks of ``read(path, offset, end, expected, after=, upper=)`` (a ``_segments`` reader) over the log.
+
+        With ``read_ahead`` the next chunk is already being read in a worker thread while the
+        caller works on the one it was given (a restart's replay).
+        """
         if after_sequence < 0:
             raise ValueError(f"after_sequence must be >= 0, got {after_sequence}")
         self._check_usable()
@@ -301,33 +318,45 @@ class Journal:
             )
         if after_sequence >= upper:
             return
+        loop = asyncio.get_running_loop()
         segment, offset, expected = self._locate(after_sequence + 1)
-        while expected <= upper:
-            if segment.removed:
-                raise JournalError(f"compacted: segment {segment.path.name} was removed while it was being read")
-            if offset >= segment.size:
-                previous = segment
-                segment, offset, expected = self._locate(expected)
-                if segment is previous:
-                    raise JournalError(f"internal error: record {expected} is not in {segment.path.name}")
-                continue
-            try:
-                records, offset, expected = await asyncio.to_thread(
-                    seg.read_chunk,
-                    segment.path,
-                    offset,
-                    segment.size,
-                    expected,
-                    after=after_sequence,
-                    upper=upper,
-                    verify=verify,
+
+        def start() -> tuple[asyncio.Future[tuple[list[_T], int, int]], seg.Segment] | None:
+            """Submits the read of the next chunk (None when everything up to ``upper`` was read)."""
+            nonlocal segment, offset, expected
+            while expected <= upper:
+                if segment.removed:
+                    raise JournalError(f"compacted: segment {segment.path.name} was removed while it was being read")
+                if offset >= segment.size:
+                    previous = segment
+                    segment, offset, expected = self._locate(expected)
+                    if segment is previous:
+                        raise JournalError(f"internal error: record {expected} is not in {segment.path.name}")
+                    continue
+                call = functools.partial(
+                    read, segment.path, offset, segment.size, expected, after=after_sequence, upper=upper
                 )
-            except FileNotFoundError as exc:
-                raise JournalError(f"compacted: segment {segment.path.name} was removed while it was read") from exc
-            except OSError as exc:
-                raise JournalError(f"reading {segment.path} failed: {exc}") from exc
-            if records:
-                yield records
+                return loop.run_in_executor(None, call), segment
+            return None
+
+        pending = start()
+        try:
+            while pending is not None:
+                future, reading = pending
+                try:
+                    records, offset, expected = await future
+                except FileNotFoundError as exc:
+                    raise JournalError(f"compacted: segment {reading.path.name} was removed while it was read") from exc
+                except OSError as exc:
+                    raise JournalError(f"reading {reading.path} failed: {exc}") from exc
+                pending = start() if read_ahead else None
+                if records:
+                    yield records
+                if not read_ahead:
+                    pending = start()
+        finally:
+            if pending is not None:
+                pending[0].cancel()  # a read ahead nobody wants (the thread finishes it, unobserved)
 
     async def read(self, after_sequence: int, limit: int) -> list[tuple[int, bytes]]:
         """Durable records with sequence > ``after_sequence``, at most ``limit`` of them (for catch-up readers).
@@ -337,7 +366,7 @@ class Journal:
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
         out: list[tuple[int, bytes]] = []
-        async for chunk in self._chunks(after_sequence, limit, verify=True):
+        async for chunk in self._chunks(after_sequence, limit, functools.partial(seg.read_chunk, verify=True)):
             out.extend(chunk)
         return out
 
@@ -348,9 +377,18 @@ class Journal:
         re-checks lengths and sequences but not checksums (a third of its cost); use :meth:`read`
         for bytes that may have rotted on disk since open.
         """
-        async for chunk in self._chunks(after_sequence, None, verify=False):
+        async for chunk in self._chunks(after_sequence, None, functools.partial(seg.read_chunk, verify=False)):
             for record in chunk:
                 yield record
+
+    async def replay_chunks(self, after_sequence: int) -> AsyncIterator[list[bytes]]:
+        """What :meth:`replay` yields, as lists of payloads in order (one per large read).
+
+        For a restart: the payloads go to the kernel in bulk, with no per-record step here.
+        """
+        read = functools.partial(seg.read_payloads, chunk_bytes=seg.REPLAY_CHUNK)
+        async for chunk in self._chunks(after_sequence, None, read, read_ahead=True):
+            yield chunk
 
     # ------------------------------------------------------------------------- snapshots
 
@@ -467,4 +505,5 @@ class Journal:
             fd, self._fd = self._fd, None
             if fd is not None:
                 await asyncio.to_thread(os.close, fd)
+        self._committer.shutdown(wait=False)  # idle: every commit has returned
         logger.info("journal %s: closed at sequence %d", self._dir, self._last)

@@ -48,7 +48,6 @@ class KernelMetrics:
             "pink_kernel_rpc_seconds", "Handler latency", ["method"], buckets=_LATENCY_BUCKETS, registry=registry
         )
         self.sequence = Gauge("pink_kernel_sequence", "Sequence of the last journaled record", registry=registry)
-        self.slots = Gauge("pink_kernel_slots", "Slots by state", ["state"], registry=registry)
         self.watchers = Gauge(
             "pink_kernel_watchers", "Open WatchRecords/WatchSlots streams", ["stream"], registry=registry
         )
@@ -59,30 +58,75 @@ class KernelMetrics:
             registry=registry,
         )
 
+        # Label children by (kind, code number): resolved once, not per judged input.
+        self._inputs: dict[tuple[str, outcome_pb2.DiagnosticCode.ValueType], Counter] = {}
+        self._venue_events: dict[tuple[int, int], Counter] = {}
+        self._anomalies: dict[int, Counter] = {}
+        self._commands: dict[str, Counter] = {}
+
     def observe(self, input_kind: str, outcome: outcome_pb2.Outcome) -> None:
-        code = outcome_pb2.DiagnosticCode.Name(outcome.code).removeprefix("DIAGNOSTIC_CODE_")
-        self.inputs.labels(kind=input_kind, code=code).inc()
+        key = (input_kind, outcome.code)
+        counter = self._inputs.get(key)
+        if counter is None:
+            counter = self._inputs[key] = self.inputs.labels(kind=input_kind, code=_code_name(outcome.code))
+        counter.inc()
         for anomaly in outcome.anomalies:
-            self.anomalies.labels(kind=outcome_pb2.AnomalyKind.Name(anomaly.kind).removeprefix("ANOMALY_KIND_")).inc()
+            anomalies = self._anomalies.get(anomaly.kind)
+            if anomalies is None:
+                name = outcome_pb2.AnomalyKind.Name(anomaly.kind).removeprefix("ANOMALY_KIND_")
+                anomalies = self._anomalies[anomaly.kind] = self.anomalies.labels(kind=name)
+            anomalies.inc()
         for command in outcome.commands:
-            self.commands.labels(command=command.WhichOneof("command") or "none").inc()
+            which = command.WhichOneof("command") or "none"
+            commands = self._commands.get(which)
+            if commands is None:
+                commands = self._commands[which] = self.commands.labels(command=which)
+            commands.inc()
         if outcome.accepted:
             self.sequence.set(outcome.sequence)
 
     def venue_event(self, event: venue_event_pb2.VenueEvent, outcome: outcome_pb2.Outcome) -> None:
-        # The event is caller input: an unknown kind (refused as INVALID_INPUT) must not break the count.
-        known = event.kind in venue_event_pb2.VenueEventKind.values()
-        kind = venue_event_pb2.VenueEventKind.Name(event.kind).removeprefix("VENUE_EVENT_KIND_") if known else "INVALID"
-        code = outcome_pb2.DiagnosticCode.Name(outcome.code).removeprefix("DIAGNOSTIC_CODE_")
-        self.venue_events.labels(kind=kind, code=code).inc()
+        key = (event.kind, outcome.code)
+        counter = self._venue_events.get(key)
+        if counter is None:
+            # The event is caller input: an unknown kind (refused as INVALID_INPUT) must not break the count.
+            known = event.kind in venue_event_pb2.VenueEventKind.values()
+            kind = (
+                venue_event_pb2.VenueEventKind.Name(event.kind).removeprefix("VENUE_EVENT_KIND_")
+                if known
+                else "INVALID"
+            )
+            counter = self.venue_events.labels(kind=kind, code=_code_name(outcome.code))
+            if known:  # unknown kinds are caller input: not cached (no unbounded growth)
+                self._venue_events[key] = counter
+        counter.inc()
 
-    def slot_states(self, states: dict[int, slot_pb2.SlotState.ValueType]) -> None:
-        names = [name for name in slot_pb2.SlotState.keys() if not name.endswith("UNSPECIFIED")]  # noqa: SIM118
-        counts = dict.fromkeys(names, 0)
-        for state in states.values():
-            counts[slot_pb2.SlotState.Name(state)] += 1
+
+def _code_name(code: outcome_pb2.DiagnosticCode.ValueType) -> str:
+    return outcome_pb2.DiagnosticCode.Name(code).removeprefix("DIAGNOSTIC_CODE_")
+
+
+class SlotStateCollector(Collector):
+    """Slots by state, counted at scrape time from the writer's view (nothing per commit)."""
+
+    def __init__(self, slots: Callable[[], Mapping[int, slot_pb2.Slot]]) -> None:
+        self._slots = slots
+        self._names = {
+            value: name.removeprefix("SLOT_STATE_")
+            for name, value in slot_pb2.SlotState.items()
+            if not name.endswith("UNSPECIFIED")
+        }
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = dict.fromkeys(self._names.values(), 0)
+        for slot in self._slots().values():
+            name = self._names.get(slot.state)
+            if name is not None:
+                counts[name] += 1
+        family = GaugeMetricFamily("pink_kernel_slots", "Slots by state", labels=["state"])
         for name, count in counts.items():
-            self.slots.labels(state=name.removeprefix("SLOT_STATE_")).set(count)
+            family.add_metric([name], count)
+        yield family
 
 
 def input_kind(message: kernel_input_pb2.KernelInput) -> str:

@@ -24,7 +24,6 @@ from services.kernel.journal import Journal
 
 log = get_logger(__name__)
 
-REPLAY_CHUNK = 8192
 CONFIG_FILE = "kernel_config.pb"
 
 
@@ -88,16 +87,9 @@ async def recover(journal: Journal, config: snapshot_pb2.KernelConfig) -> Recove
             msg = f"snapshot {snapshot.sequence} holds a kernel at sequence {kernel.last_sequence}"
             raise pink_kernel.ReplayError(msg)
         position = stored.venue_stream_position
-    chunk: list[bytes] = []
     replayed = 0
-    async for _, payload in journal.replay(kernel.last_sequence):
-        chunk.append(payload)
-        if len(chunk) >= REPLAY_CHUNK:
-            position = kernel.replay(chunk) or position
-            replayed += len(chunk)
-            chunk = []
-            await asyncio.sleep(0)  # a long replay yields to the loop (signals, logging) between chunks
-    if chunk:
+    async for chunk in journal.replay_chunks(kernel.last_sequence):
+        # Each chunk is one read (a thread hop): the loop runs (signals, logging) between chunks.
         position = kernel.replay(chunk) or position
         replayed += len(chunk)
     if kernel.last_sequence != journal.last_sequence:

@@ -17,7 +17,10 @@
   answer is submitted to the kernel, in order; the kernel recognises a fact it has seen.
 * **Execution reports.** ``StreamExecutions`` from the last position the link judged (at
   start: the journal's ``core.venue_stream_position``), each report submitted with its
-  position so a restart resumes there. On an error or an end the stream is resubscribed with
+  position so a restart resumes there. Reports are queued to the kernel as they are read (up
+  to ``STREAM_WINDOW`` awaiting judgement, so a burst shares commits), judged in stream order;
+  the link's position moves as each is judged, and every queued report is judged before the
+  stream is resubscribed. On an error or an end the stream is resubscribed with
   backoff; replayed reports are refused by the kernel as DUPLICATE_EVENT, never applied twice.
   (The link resumes after the last report the kernel *judged*, accepted or not: a refused report
   does not move the journal's position, and reading it again would only be refused again.) If
@@ -103,6 +106,9 @@ _UNKNOWN_POSITION_CODES: Final = frozenset(
 )
 #: The queue depth is logged (WARNING) each time it reaches a multiple of this.
 BACKLOG_WARNING: Final = 1000
+#: Execution reports queued to the kernel at once while the stream is read on (bounded: a burst
+#: of reports cannot fill the kernel's queue ahead of intents).
+STREAM_WINDOW: Final = 64
 
 
 class VenueLinkError(Exception):
@@ -220,6 +226,9 @@ class VenueLink:
         #: Position of the last execution report the kernel judged; None until one is (then the
         #: journal's position applies); "" after the venue refused a position (from now).
         self._stream_position: str | None = None
+        #: Execution reports queued to the kernel and not judged yet (at most STREAM_WINDOW).
+        self._executions_in_flight: set[asyncio.Future[Committed]] = set()
+        self._execution_window = asyncio.Semaphore(STREAM_WINDOW)
 
     # ------------------------------------------------------------------ commands
 
@@ -291,8 +300,9 @@ class VenueLink:
             except VenueCallError as failure:
                 _log_command_failure(key, failure)
                 return
-            for event in events:
-                committed = await self._submit(event, trace=inject_context())
+            # Queued together (in order): the events of one answer share a commit, one fsync.
+            judged = await self._submit_all(events, trace=inject_context())
+            for event, committed in zip(events, judged, strict=True):
                 self._log_event(event, committed, source="answer", key=key)
         finally:
             if token is not None:
@@ -353,6 +363,22 @@ class VenueLink:
                 log.warning("kernel_overloaded_waiting", input=type(payload).__name__, delay_seconds=delay)
                 await asyncio.sleep(delay)
 
+    async def _submit_all(
+        self, events: Sequence[venue_event_pb2.VenueEvent], *, trace: Mapping[str, str]
+    ) -> list[Committed]:
+        """:meth:`_submit` of every event, all queued before any is awaited; in order, none dropped."""
+        answers: list[asyncio.Future[Committed]] = []
+        try:
+            for event in events:
+                # On a full queue this waits; the events before it are queued already, so the order holds.
+                answers.append(await self._queue_input(event, trace=trace))
+        except BaseException:
+            # Queued ones are still judged (as after a cancelled submit); nobody waits for their answers.
+            for answer in answers:
+                answer.cancel()
+            raise
+        return list(await asyncio.gather(*answers))
+
     def _log_event(self, event: venue_event_pb2.VenueEvent, committed: Committed, *, source: str, key: str) -> None:
         outcome = committed.outcome
         fields: dict[str, Any] = {
@@ -386,16 +412,64 @@ class VenueLink:
             request = venue_service_pb2.StreamExecutionsRequest(after_position=self.stream_position)
             return self._stub.StreamExecutions(request, timeout=self._stream_timeout)
 
-        await self._follow("executions", subscribe, self._apply_execution)
+        await self._follow("executions", subscribe, self._apply_execution, settle=self._settle_executions)
 
     async def _apply_execution(self, response: venue_service_pb2.StreamExecutionsResponse) -> None:
+        """Queues the report and returns (the next report is read meanwhile); judged in order.
+
+        Up to :data:`STREAM_WINDOW` reports wait for their judgement at once, so reports that
+        arrive together share a commit; the position moves on as each one is judged.
+        """
         if not response.HasField("event"):
             log.error("venue_execution_without_event", position=response.position)
-        else:
-            committed = await self._submit(response.event, trace=inject_context(), stream_position=response.position)
-            self._log_event(response.event, committed, source="stream", key="")
+            await self._settle_executions()  # the position moves only past judged reports
+            if response.position:
+                self._stream_position = response.position
+            return
+        await self._execution_window.acquire()
+        try:
+            answer = await self._queue_input(response.event, trace=inject_context(), stream_position=response.position)
+        except BaseException:
+            self._execution_window.release()
+            raise
+        self._executions_in_flight.add(answer)
+        answer.add_done_callback(functools.partial(self._execution_judged, response))
+
+    def _execution_judged(
+        self, response: venue_service_pb2.StreamExecutionsResponse, answer: asyncio.Future[Committed]
+    ) -> None:
+        # Answers resolve in queue order, so positions advance in stream order.
+        self._executions_in_flight.discard(answer)
+        self._execution_window.release()
+        if answer.cancelled():
+            return
+        error = answer.exception()
+        if error is not None:
+            # The writer failed: the next report's submission raises and stops the link.
+            log.warning("venue_execution_not_judged", position=response.position, error=repr(error))
+            return
+        self._log_event(response.event, answer.result(), source="stream", key="")
         if response.position:
             self._stream_position = response.position
+
+    async def _settle_executions(self) -> None:
+        """Waits until every queued report is judged (before the stream is resubscribed from its position)."""
+        if self._executions_in_flight:
+            await asyncio.gather(*self._executions_in_flight, return_exceptions=True)
+
+    async def _queue_input(
+        self, payload: Payload, *, trace: Mapping[str, str], stream_position: str = ""
+    ) -> asyncio.Future[Committed]:
+        """``core.enqueue``, waiting (with backoff) while the kernel's queue is full: a venue fact is never dropped."""
+        attempt = 0
+        while True:
+            try:
+                return self._core.enqueue(payload, trace=trace, stream_position=stream_position)
+            except OverloadedError:
+                delay = self._retry.delay(attempt)
+                attempt += 1
+                log.warning("kernel_overloaded_waiting", input=type(payload).__name__, delay_seconds=delay)
+                await asyncio.sleep(delay)
 
     async def _marks(self) -> None:
         """Applies the mark-price stream (one submission at a time); resubscribes on errors."""
@@ -422,15 +496,21 @@ class VenueLink:
         stream: str,
         subscribe: Callable[[], grpc.aio.UnaryStreamCall[Any, _R]],
         handle: Callable[[_R], Awaitable[None]],
+        *,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Reads a server stream for ever: each message to ``handle``; resubscribes with backoff.
 
         The stream's own deadline (``stream_timeout``) renews it at once; an early
-        DEADLINE_EXCEEDED, any other error or an end counts as a failure (backoff).
+        DEADLINE_EXCEEDED, any other error or an end counts as a failure (backoff). ``settle``
+        (when given) runs before every subscription and error handling: what ``handle`` queued
+        is judged by then, so the stream resumes from a settled position.
         """
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
+            if settle is not None:
+                await settle()
             started = loop.time()
             call = subscribe()
             try:
@@ -439,6 +519,8 @@ class VenueLink:
                     await handle(response)
                 log.warning("venue_stream_ended", **self._where(stream))
             except grpc.aio.AioRpcError as error:
+                if settle is not None:
+                    await settle()
                 if self._stream_failed(stream, error, renewal=loop.time() - started >= self._stream_timeout / 2):
                     continue
             finally:

@@ -91,14 +91,20 @@ class RecordingCore(KernelCore):
         self.judged: list[Judged] = []
         self._judged_changed = asyncio.Event()
 
-    async def submit(
+    def enqueue(
         self, payload: Payload, *, trace: Mapping[str, str] | None = None, stream_position: str = ""
-    ) -> Committed:
-        committed = await super().submit(payload, trace=trace, stream_position=stream_position)
-        self.judged.append(Judged(payload, committed, stream_position))
-        changed, self._judged_changed = self._judged_changed, asyncio.Event()
-        changed.set()
-        return committed
+    ) -> asyncio.Future[Committed]:
+        answer = super().enqueue(payload, trace=trace, stream_position=stream_position)
+
+        def judged(done: asyncio.Future[Committed]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            self.judged.append(Judged(payload, done.result(), stream_position))
+            changed, self._judged_changed = self._judged_changed, asyncio.Event()
+            changed.set()
+
+        answer.add_done_callback(judged)
+        return answer
 
     async def wait_judged(self, predicate: Callable[[list[Judged]], bool], seconds: float = 5.0) -> None:
         """Returns once ``predicate(self.judged)`` holds; ``TimeoutError`` after ``seconds``."""

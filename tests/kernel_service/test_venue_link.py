@@ -375,6 +375,26 @@ async def test_answer_events_carry_the_trace_of_the_command(
     assert {r.trace.traceparent for r in answered} == {traceparent}
 
 
+async def test_the_events_of_one_answer_share_one_commit_in_order(
+    kernel: KernelHarness, venue: VenueDouble, venue_channel: grpc.aio.Channel
+) -> None:
+    venue.fail_next("StreamExecutions", grpc.StatusCode.UNAVAILABLE, times=1000)  # answers only
+    commits: list[list[log_pb2.LogRecord]] = []
+    kernel.core.on_commit(lambda batch: commits.append([c.record for c in batch if c.record is not None]))
+    async with linked(kernel, venue_channel):
+        await place(kernel, enter("e1", 0, size="0.001", reference_price="50000"))
+        await state(kernel, 0, in_state(OPEN))
+
+    answered = [
+        [r.input.venue_event.kind for r in commit if r.input.WhichOneof("payload") == "venue_event"]
+        for commit in commits
+    ]
+    # Queued together, judged together: one journal append (one fsync) for the ack and the fill.
+    assert [kinds for kinds in answered if kinds] == [
+        [venue_event_pb2.VENUE_EVENT_KIND_ORDER_ACCEPTED, venue_event_pb2.VENUE_EVENT_KIND_FILL]
+    ]
+
+
 # ---------------------------------------------------------------------------------- start-up
 
 

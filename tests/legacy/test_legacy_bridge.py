@@ -696,7 +696,7 @@ def test_outcome_transitions_agree_with_the_post_state() -> None:
     check_step(tape, kernel_input_pb2.Timer(), wait_s=120)
     rest = placed_order_id(check_step(tape, exit_intent("i-5", 0, residual=True)))
     check_step(tape, fill(rest, "e-6", quantity="0.01", price="50600", cumulative="0.01", time_ns=tape.now))
-    check_step(tape, control_pb2.ControlUpdate(reduce_only=True))
+    check_step(tape, control_pb2.ControlUpdate(reduce_only=True, actor="ops"))
     check_step(tape, enter("i-6", 0, size="0.01"))  # reduce-only: refused
     reconcile = kernel_input_pb2.Reconcile(reconcile_id="r-1", wallet_balance=dec("10000"))
     reconcile.slots.add(slot_id=1, position_size=dec("0"))
