@@ -124,6 +124,7 @@ bench: install
 	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-bench -- \
 		--out bench/results/kernel_rust.json --export $(STAMPS)/bench_inputs.bin
 	$(BIN)/python -m bench.pyo3_bench --inputs $(STAMPS)/bench_inputs.bin --out bench/results/kernel_pyo3.json
+	$(BIN)/python -m bench.kernel_service --out bench/results/kernel_service.json
 	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify -- \
 		--record bench/results/model_check.json
 
