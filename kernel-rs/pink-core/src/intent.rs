@@ -324,7 +324,7 @@ impl Kernel {
         let (slot_id, trade_id) = (slot.id, slot.trade_id.clone());
         self.orders.insert(client_order_id.clone(), OrderLoc::Live(slot_id));
         cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });
-        self.transition(cx, index, to, cause, Some(&client_order_id));
+        self.transition(cx, index, to, cause, Some(client_order_id));
     }
 
     fn cancel(&mut self, cx: &mut Ctx<'_>, index: usize, purpose: Option<OrderPurpose>) -> Step {

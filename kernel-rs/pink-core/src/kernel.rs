@@ -229,7 +229,7 @@ impl Kernel {
         index: usize,
         to: SlotState,
         cause: TransitionCause,
-        client_order_id: Option<&Id>,
+        client_order_id: Option<Id>,
     ) {
         let Some(slot) = self.slots.get_mut(index) else { return };
         let from = slot.state;
@@ -244,7 +244,7 @@ impl Kernel {
             to,
             cause,
             sequence: cx.seq,
-            client_order_id: client_order_id.cloned(),
+            client_order_id,
             slot_version: slot.version,
         };
         cx.out.touch(slot.id);
@@ -322,6 +322,40 @@ impl Kernel {
             client_order_id: client_order_id.cloned(),
             venue_event_id: event_id.cloned(),
             symbol: symbol.cloned(),
+        });
+        cx.out.account_changed = true;
+    }
+
+    /// `book` for a fill of the slot's active order, its ids read in place.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn book_order(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        kind: LedgerEntryKind,
+        amount: Decimal,
+        before: Decimal,
+        after: Decimal,
+        index: usize,
+        event_id: &Id,
+    ) {
+        let Kernel { account, slots, .. } = self;
+        let Some(slot) = slots.get(index) else { return };
+        let Some(order) = slot.order.as_ref() else { return };
+        account.ledger_sequence = account.ledger_sequence.saturating_add(1);
+        let trade_id = slots.get(slot.id as usize).and_then(|s| s.trade_id.clone());
+        cx.out.ledger.push(LedgerEntry {
+            ledger_sequence: account.ledger_sequence,
+            kind,
+            amount,
+            capital_before: before,
+            capital_after: after,
+            input_sequence: cx.seq,
+            time: cx.now,
+            slot: Some(slot.id),
+            trade_id,
+            client_order_id: Some(order.client_order_id.clone()),
+            venue_event_id: Some(event_id.clone()),
+            symbol: Some(order.symbol.clone()),
         });
         cx.out.account_changed = true;
     }
@@ -550,7 +584,7 @@ impl Kernel {
         let cid = order.client_order_id.clone();
         slot.deadline_misses = 0;
         self.order_command(cx, index, None);
-        self.transition(cx, index, to, cause, Some(&cid));
+        self.transition(cx, index, to, cause, Some(cid));
     }
 
     /// The order is finished: retire it and settle the slot's state.
@@ -560,7 +594,7 @@ impl Kernel {
         let cid = order.client_order_id.clone();
         let purpose = order.purpose;
         let position = slot.book.position;
-        let leg_done = order.fills.filled >= order.quantity;
+        let leg_done = num::cmp(order.fills.filled, order.quantity).is_ge();
         let exit_leg = order.exit_leg;
         self.retire_order(index);
         let to = match purpose {
@@ -580,7 +614,7 @@ impl Kernel {
             }
         }
         // Recorded before an IDLE reset, so the transition still names its trade.
-        self.transition(cx, index, to, cause, Some(&cid));
+        self.transition(cx, index, to, cause, Some(cid));
         if to == SlotState::Idle {
             if let Some(slot) = self.slots.get_mut(index) {
                 // The entry ended with no fill: the trade never existed.

@@ -123,7 +123,8 @@ impl Order {
     /// Finished: the venue gave a final status and every fill it reported has
     /// been applied, or the whole quantity is filled.
     pub fn is_complete(&self) -> bool {
-        self.fills.filled >= self.quantity || (self.venue_final && self.fills.filled >= self.fills.venue_cumulative)
+        crate::num::cmp(self.fills.filled, self.quantity).is_ge()
+            || (self.venue_final && crate::num::cmp(self.fills.filled, self.fills.venue_cumulative).is_ge())
     }
 }
 

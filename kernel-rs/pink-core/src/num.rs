@@ -26,6 +26,7 @@ const POW10: [i128; 39] = {
     table
 };
 
+#[inline]
 fn pow10(exp: u32) -> Option<i128> {
     POW10.get(exp as usize).copied()
 }
@@ -38,7 +39,11 @@ fn trimmed(value: Decimal) -> (i128, u32) {
 
 /// Builds a decimal from an exact mantissa/scale, shedding trailing zeros if
 /// that is what it takes to fit; `None` if it cannot be represented exactly.
+#[inline]
 fn build(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {
+    if scale <= MAX_SCALE && mantissa.unsigned_abs() <= MAX_MANTISSA.unsigned_abs() {
+        return Decimal::try_from_i128_with_scale(mantissa, scale).ok();
+    }
     while scale > MAX_SCALE || mantissa.unsigned_abs() > MAX_MANTISSA.unsigned_abs() {
         if scale == 0 || mantissa % 10 != 0 {
             return None;
@@ -50,18 +55,33 @@ fn build(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {
 }
 
 /// Two mantissas at a common scale.
+#[inline]
 fn align((ma, sa): (i128, u32), (mb, sb): (i128, u32)) -> Option<(i128, i128, u32)> {
     if sa == sb {
         return Some((ma, mb, sa));
     }
     let scale = sa.max(sb);
-    let ma = ma.checked_mul(pow10(scale.checked_sub(sa)?)?)?;
-    let mb = mb.checked_mul(pow10(scale.checked_sub(sb)?)?)?;
+    let ma = scale_up(ma, scale.checked_sub(sa)?)?;
+    let mb = scale_up(mb, scale.checked_sub(sb)?)?;
     Some((ma, mb, scale))
+}
+
+/// `mantissa * 10^exp`, or `None` on overflow. A decimal's mantissa is below
+/// 2^96 and 10^exp below 2^30 for exp <= 9, so then the product is below 2^126
+/// and the plain multiplication is exact (the checked one costs a library call).
+#[inline]
+fn scale_up(mantissa: i128, exp: u32) -> Option<i128> {
+    let factor = pow10(exp)?;
+    if exp <= 9 && mantissa.unsigned_abs() < 1_u128 << 96 {
+        Some(mantissa.wrapping_mul(factor))
+    } else {
+        mantissa.checked_mul(factor)
+    }
 }
 
 /// Applies `op` to the aligned mantissas; if alignment or the result does not
 /// fit, tries again with trailing zeros removed (the slow path).
+#[inline]
 fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
     let fast = align((a.mantissa(), a.scale()), (b.mantissa(), b.scale()))
         .and_then(|(ma, mb, scale)| build(op(ma, mb)?, scale));
@@ -72,25 +92,66 @@ fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> O
     build(op(ma, mb)?, scale)
 }
 
+/// `a.cmp(&b)` (the same order as `Decimal`'s), on the aligned mantissas when they fit.
+#[inline]
+pub fn cmp(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    match align((a.mantissa(), a.scale()), (b.mantissa(), b.scale())) {
+        Some((ma, mb, _)) => ma.cmp(&mb),
+        None => a.cmp(&b),
+    }
+}
+
+/// `a.min(b)` (`Decimal::min`): `a` unless `b` is smaller, so `a` on a tie.
+#[inline]
+pub fn min(a: Decimal, b: Decimal) -> Decimal {
+    match cmp(a, b) {
+        std::cmp::Ordering::Greater => b,
+        _ => a,
+    }
+}
+
+/// `a.max(b)` (`Decimal::max`): `a` unless `b` is greater, so `a` on a tie.
+#[inline]
+pub fn max(a: Decimal, b: Decimal) -> Decimal {
+    match cmp(a, b) {
+        std::cmp::Ordering::Less => b,
+        _ => a,
+    }
+}
+
 /// `a + b`, exactly.
+#[inline]
 pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
     combine(a, b, i128::checked_add)
 }
 
 /// `a - b`, exactly.
+#[inline]
 pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
     combine(a, b, i128::checked_sub)
 }
 
 /// `a * b`, exactly.
+#[inline]
 pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let fast = a.mantissa().checked_mul(b.mantissa()).and_then(|m| build(m, a.scale().checked_add(b.scale())?));
+    let fast = mul_mantissas(a.mantissa(), b.mantissa()).and_then(|m| build(m, a.scale().checked_add(b.scale())?));
     if fast.is_some() {
         return fast;
     }
     let (ma, sa) = trimmed(a);
     let (mb, sb) = trimmed(b);
     build(ma.checked_mul(mb)?, sa.checked_add(sb)?)
+}
+
+/// `a * b` on mantissas, or `None` on overflow; below 2^63 each, the product
+/// is below 2^126 and the plain multiplication is exact.
+#[inline]
+fn mul_mantissas(a: i128, b: i128) -> Option<i128> {
+    if a.unsigned_abs() < 1_u128 << 63 && b.unsigned_abs() < 1_u128 << 63 {
+        Some(a.wrapping_mul(b))
+    } else {
+        a.checked_mul(b)
+    }
 }
 
 /// `-a`.
@@ -352,6 +413,94 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap_or_default()
+    }
+
+    /// The arithmetic before the unchecked fast paths (checked i128 products only).
+    fn reference(a: Decimal, b: Decimal, op: fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
+        let plain = |(ma, sa): (i128, u32), (mb, sb): (i128, u32)| {
+            let scale = sa.max(sb);
+            let ma = ma.checked_mul(pow10(scale - sa)?)?;
+            let mb = mb.checked_mul(pow10(scale - sb)?)?;
+            build(op(ma, mb)?, scale)
+        };
+        plain((a.mantissa(), a.scale()), (b.mantissa(), b.scale())).or_else(|| plain(trimmed(a), trimmed(b)))
+    }
+
+    fn reference_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+        let fast = a.mantissa().checked_mul(b.mantissa()).and_then(|m| build(m, a.scale() + b.scale()));
+        fast.or_else(|| {
+            let (ma, sa) = trimmed(a);
+            let (mb, sb) = trimmed(b);
+            build(ma.checked_mul(mb)?, sa + sb)
+        })
+    }
+
+    #[test]
+    fn fast_paths_agree_with_checked_arithmetic() {
+        let values = [
+            "0",
+            "-0",
+            "0.000",
+            "1",
+            "-1.000",
+            "0.001",
+            "100.25",
+            "-12345.678",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808.5",
+            "79228162514264337593543950335",
+            "-7.9228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "99999999999999999999.99999999",
+            "1000000000.000000001",
+            "123456789012.3456789",
+            "0.000000001",
+        ];
+        let same = |x: Option<Decimal>, y: Option<Decimal>| {
+            x.map(|v| (v.mantissa(), v.scale())) == y.map(|v| (v.mantissa(), v.scale()))
+        };
+        for a in values.map(d) {
+            for b in values.map(d) {
+                assert!(same(add(a, b), reference(a, b, i128::checked_add)), "add {a} {b}");
+                assert!(same(sub(a, b), reference(a, b, i128::checked_sub)), "sub {a} {b}");
+                assert!(same(mul(a, b), reference_mul(a, b)), "mul {a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn cmp_min_max_agree_with_decimal() {
+        let values = [
+            "0",
+            "-0",
+            "0.000",
+            "1",
+            "1.0",
+            "1.00",
+            "-1",
+            "-1.000",
+            "0.001",
+            "0.0010",
+            "100.25",
+            "100.250",
+            "-100.25",
+            "12345.678",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "7.9228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "99999999999999999999.99999999",
+        ];
+        for a in values.map(d) {
+            for b in values.map(d) {
+                assert_eq!(cmp(a, b), a.cmp(&b), "{a} vs {b}");
+                let (lo, hi) = (min(a, b), max(a, b));
+                let (want_lo, want_hi) = (a.min(b), a.max(b));
+                assert_eq!((lo.mantissa(), lo.scale()), (want_lo.mantissa(), want_lo.scale()), "min {a} {b}");
+                assert_eq!((hi.mantissa(), hi.scale()), (want_hi.mantissa(), want_hi.scale()), "max {a} {b}");
+            }
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ fn ovf(what: &str) -> Reject {
 
 impl Kernel {
     pub(crate) fn on_venue_event(&mut self, cx: &mut Ctx<'_>, event: VenueEvent) -> Step {
-        let slot_id = match self.route(&event)? {
+        let (loc, venue_owner) = self.route(&event)?;
+        let slot_id = match loc {
             OrderLoc::Live(slot_id) => slot_id,
             OrderLoc::Retired(number) => return Err(self.retired_event(number, &event)),
         };
@@ -75,6 +76,12 @@ impl Kernel {
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::DuplicateEvent, message).with(anomaly));
         }
+        // Every handler first checks that the venue id it would learn is not
+        // another order's (`check_venue_id`); `route` already looked the id up.
+        let venue_id_taken = venue_owner.is_some_and(|owner| *owner != order.client_order_id);
+        if venue_id_taken && event.kind != VenueEventKind::Unspecified {
+            self.check_venue_id(index, &event)?;
+        }
         match event.kind {
             VenueEventKind::OrderAccepted => self.on_accepted(cx, index, &event),
             VenueEventKind::OrderRejected => self.on_rejected(cx, index, &event),
@@ -86,7 +93,8 @@ impl Kernel {
     }
 
     /// Finds the order an event is about, by client order id or venue order id.
-    fn route(&self, event: &VenueEvent) -> Step<OrderLoc> {
+    /// Also returns the current owner of the event's venue order id, if any.
+    fn route(&self, event: &VenueEvent) -> Step<(OrderLoc, Option<&Id>)> {
         let unknown = |what: &str| {
             let message = format!("no order with {what}: the event is not applied");
             let anomaly = Anomaly::new(AnomalyKind::UnknownOrder, message.clone()).event(&event.event_id).reconcile();
@@ -105,13 +113,15 @@ impl Kernel {
                         ));
                     }
                 }
-                self.orders.get(cid).copied().ok_or_else(|| unknown(&format!("client order id {cid}")))
+                let loc = self.orders.get(cid).copied().ok_or_else(|| unknown(&format!("client order id {cid}")))?;
+                Ok((loc, by_venue))
             }
             None => {
                 let venue_id = event.venue_order_id.as_deref().unwrap_or("");
-                by_venue
+                let loc = by_venue
                     .and_then(|cid| self.orders.get(cid).copied())
-                    .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))
+                    .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))?;
+                Ok((loc, by_venue))
             }
         }
     }
@@ -204,7 +214,6 @@ impl Kernel {
     }
 
     fn on_accepted(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
-        self.check_venue_id(index, event)?;
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let learns_id = order.venue_order_id.is_none() && event.venue_order_id.is_some();
@@ -231,7 +240,7 @@ impl Kernel {
             order.status = OrderStatus::Accepted;
         }
         if matches!(state, SlotState::EntryPending | SlotState::ExitPending) {
-            self.transition(cx, index, Self::waiting_state(purpose, false), TransitionCause::OrderAccepted, Some(&cid));
+            self.transition(cx, index, Self::waiting_state(purpose, false), TransitionCause::OrderAccepted, Some(cid));
         } else {
             self.touch_slot(cx, index);
             self.rearm_deadline(cx, index);
@@ -240,7 +249,6 @@ impl Kernel {
     }
 
     fn on_rejected(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
-        self.check_venue_id(index, event)?;
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         if !order.fills.filled.is_zero() || !matches!(order.status, OrderStatus::PendingNew | OrderStatus::Accepted) {
@@ -271,14 +279,14 @@ impl Kernel {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let order = slot.order.as_ref().ok_or_else(|| Reject::new(DiagnosticCode::StateConflict, "no active order"))?;
         let remaining = num::sub(order.quantity, order.fills.filled).ok_or_else(|| ovf("remaining quantity"))?;
-        let applied = fill.quantity.min(remaining);
+        let applied = num::min(fill.quantity, remaining);
         let excess = num::sub(fill.quantity, applied).ok_or_else(|| ovf("overfill"))?;
         let notional = num::mul(applied, fill.price).ok_or_else(|| ovf("fill notional"))?;
         let fills = OrderFills {
             filled: num::add(order.fills.filled, applied).ok_or_else(|| ovf("filled quantity"))?,
             notional: num::add(order.fills.notional, notional).ok_or_else(|| ovf("order notional"))?,
             fees: num::add(order.fills.fees, fill.fee).ok_or_else(|| ovf("order fees"))?,
-            venue_cumulative: order.fills.venue_cumulative.max(cumulative),
+            venue_cumulative: num::max(order.fills.venue_cumulative, cumulative),
         };
         let mut book = slot.book;
         let mut account = self.account;
@@ -291,7 +299,7 @@ impl Kernel {
         } else {
             // Release cost pro rata; the last exit releases exactly what is left,
             // so a trade's total PnL is exact whatever its legs.
-            let released = if applied >= book.position {
+            let released = if num::cmp(applied, book.position).is_ge() {
                 book.cost_basis
             } else {
                 let scaled = num::mul(book.cost_basis, applied).ok_or_else(|| ovf("released cost"))?;
@@ -327,7 +335,6 @@ impl Kernel {
     }
 
     fn on_fill(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
-        self.check_venue_id(index, event)?;
         let fill = event.fill.ok_or_else(|| Reject::field("venue_event.last_quantity", "is required for fills"))?;
         let cumulative = event
             .cumulative
@@ -342,9 +349,6 @@ impl Kernel {
                 .with(Anomaly::new(AnomalyKind::Overfill, message).slot(slot.id, slot.trade_id.as_ref()).reconcile()));
         }
         let slot_id = slot.id;
-        let trade_id = slot.trade_id.clone();
-        let cid = order.client_order_id.clone();
-        let symbol = order.symbol.clone();
         let was_pending = matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending);
         let purpose = order.purpose;
         // Commit.
@@ -368,57 +372,47 @@ impl Kernel {
         self.account = plan.account;
         cx.out.account_changed = true;
         if let Some((amount, before, after)) = plan.pnl {
-            self.book(
-                cx,
-                LedgerEntryKind::RealizedPnl,
-                amount,
-                before,
-                after,
-                Some(slot_id),
-                Some(&cid),
-                Some(&event.event_id),
-                Some(&symbol),
-            );
+            self.book_order(cx, LedgerEntryKind::RealizedPnl, amount, before, after, index, &event.event_id);
         }
         if let Some((amount, before, after)) = plan.fee {
-            self.book(
-                cx,
-                LedgerEntryKind::Fee,
-                amount,
-                before,
-                after,
-                Some(slot_id),
-                Some(&cid),
-                Some(&event.event_id),
-                Some(&symbol),
-            );
+            self.book_order(cx, LedgerEntryKind::Fee, amount, before, after, index, &event.event_id);
         }
-        if !plan.excess.is_zero() {
-            cx.out.anomalies.push(
-                Anomaly::new(
-                    AnomalyKind::Overfill,
-                    format!("{cid} filled {} beyond its quantity; the excess is not booked", num::to_text(plan.excess)),
-                )
-                .slot(slot_id, trade_id.as_ref())
-                .order(&cid)
-                .event(&event.event_id)
-                .reconcile(),
-            );
-        }
-        let gap = plan.fills.venue_cumulative > plan.fills.filled;
-        if gap && !complete {
-            cx.out.anomalies.push(
-                Anomaly::new(
-                    AnomalyKind::FillGap,
-                    format!(
-                        "venue reports {} filled for {cid}, {} applied so far",
-                        num::to_text(plan.fills.venue_cumulative),
-                        num::to_text(plan.fills.filled)
-                    ),
-                )
-                .slot(slot_id, trade_id.as_ref())
-                .order(&cid),
-            );
+        let gap = num::cmp(plan.fills.venue_cumulative, plan.fills.filled).is_gt();
+        if !plan.excess.is_zero() || (gap && !complete) {
+            let slot = self.slots.get(index);
+            let trade_id = slot.and_then(|s| s.trade_id.as_ref());
+            if let Some(order) = slot.and_then(|s| s.order.as_ref()) {
+                let cid = &order.client_order_id;
+                if !plan.excess.is_zero() {
+                    cx.out.anomalies.push(
+                        Anomaly::new(
+                            AnomalyKind::Overfill,
+                            format!(
+                                "{cid} filled {} beyond its quantity; the excess is not booked",
+                                num::to_text(plan.excess)
+                            ),
+                        )
+                        .slot(slot_id, trade_id)
+                        .order(cid)
+                        .event(&event.event_id)
+                        .reconcile(),
+                    );
+                }
+                if gap && !complete {
+                    cx.out.anomalies.push(
+                        Anomaly::new(
+                            AnomalyKind::FillGap,
+                            format!(
+                                "venue reports {} filled for {cid}, {} applied so far",
+                                num::to_text(plan.fills.venue_cumulative),
+                                num::to_text(plan.fills.filled)
+                            ),
+                        )
+                        .slot(slot_id, trade_id)
+                        .order(cid),
+                    );
+                }
+            }
         }
         let cause =
             if event.kind == VenueEventKind::Fill { TransitionCause::Fill } else { TransitionCause::PartialFill };
@@ -426,7 +420,8 @@ impl Kernel {
             self.resolve_order(cx, index, cause);
         } else {
             if was_pending {
-                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(&cid));
+                let cid = self.slots.get(index).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id.clone());
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, cid);
             } else {
                 self.touch_slot(cx, index);
                 if let Some(slot) = self.slots.get_mut(index) {
@@ -445,7 +440,6 @@ impl Kernel {
     /// CANCELLED or EXPIRED: final at the venue; resolves once every reported
     /// fill is applied, otherwise asks for the missing fills.
     fn on_final(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
-        self.check_venue_id(index, event)?;
         let cumulative = event
             .cumulative
             .ok_or_else(|| Reject::field("venue_event.cumulative_quantity", "is required for CANCELLED and EXPIRED"))?;
@@ -503,7 +497,7 @@ impl Kernel {
         let pending = self.slots.get(index).and_then(|s| Some((s.state, s.order.as_ref()?.purpose)));
         match pending {
             Some((SlotState::EntryPending | SlotState::ExitPending, purpose)) => {
-                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(&cid));
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(cid));
             }
             _ => {
                 self.touch_slot(cx, index);
@@ -517,7 +511,6 @@ impl Kernel {
     /// The venue refused the cancel: the order is working or already done.
     /// Go back to working and ask; a fill (or the query) resolves it.
     fn on_cancel_rejected(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
-        self.check_venue_id(index, event)?;
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         if !order.cancel_requested {
@@ -534,7 +527,7 @@ impl Kernel {
         if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
             order.cancel_requested = false;
         }
-        self.transition(cx, index, to, TransitionCause::CancelRejected, Some(&cid));
+        self.transition(cx, index, to, TransitionCause::CancelRejected, Some(cid));
         self.order_command(cx, index, Some(QueryReason::CancelRejected));
         Ok(())
     }
