@@ -343,7 +343,15 @@ def truncate_tail(result: ScanResult, *, fsync: bool) -> int:
 
 
 def read_chunk(
-    segment: Path, offset: int, end: int, expected: int, *, after: int, upper: int, verify: bool
+    segment: Path,
+    offset: int,
+    end: int,
+    expected: int,
+    *,
+    after: int,
+    upper: int,
+    verify: bool,
+    chunk_bytes: int = READ_CHUNK,
 ) -> tuple[list[tuple[int, bytes]], int, int]:
     """Records of one chunk of a segment: from ``offset`` (the frame of ``expected``) up to ``end``.
 
@@ -351,7 +359,7 @@ def read_chunk(
     from. Reads at least one whole frame, so a frame larger than the chunk size is still returned.
     Lengths and sequences are always checked; checksums too when ``verify``.
     """
-    buf = _read_frames(segment, offset, end, READ_CHUNK)
+    buf = _read_frames(segment, offset, end, chunk_bytes)
     unpack, crc32 = FRAME.unpack_from, zlib.crc32
     view = memoryview(buf)
     out: list[tuple[int, bytes]] = []
@@ -397,27 +405,10 @@ def read_payloads(
 
     Lengths and sequences are checked; the checksums were verified by the open that precedes a restart.
     """
-    buf = _read_frames(segment, offset, end, chunk_bytes)
-    unpack = FRAME.unpack_from
-    out: list[bytes] = []
-    append = out.append
-    n, pos = len(buf), 0
-    last_header = n - FRAME_SIZE
-    while pos <= last_header and expected <= upper:
-        length, _crc, seq = unpack(buf, pos)
-        start = pos + FRAME_SIZE
-        stop = start + length
-        if stop > n:
-            break
-        if seq != expected:
-            raise _corrupt_read(segment, offset + pos, expected, seq)
-        if seq > after:
-            append(buf[start:stop])
-        expected += 1
-        pos = stop
-    if pos == 0 and expected <= upper:
-        raise _corrupt_read(segment, offset, expected, None)
-    return out, offset + pos, expected
+    records, next_offset, next_expected = read_chunk(
+        segment, offset, end, expected, after=after, upper=upper, verify=False, chunk_bytes=chunk_bytes
+    )
+    return [payload for _, payload in records], next_offset, next_expected
 
 
 def _corrupt_read(segment: Path, offset: int, expected: int, seq: int | None) -> JournalError:

@@ -20,6 +20,7 @@ from services.common.proto import (
     venue_event_pb2,
     view_pb2,
 )
+from services.kernel.core import Payload
 
 SETTLEMENT_ASSET = "USDT"
 BTC = "BTC-USDT"
@@ -28,17 +29,6 @@ ETH = "ETH-USDT"
 BASE_TIME_NS = 1_767_225_600 * 1_000_000_000
 
 Number: TypeAlias = str | int | Decimal
-
-Payload: TypeAlias = (
-    intent_pb2.Intent
-    | venue_event_pb2.VenueEvent
-    | kernel_input_pb2.MarkPrice
-    | control_pb2.ControlUpdate
-    | kernel_input_pb2.Reconcile
-    | kernel_input_pb2.Timer
-    | kernel_input_pb2.InstrumentUpdate
-    | kernel_input_pb2.FundingPayment
-)
 
 
 def dec(value: Number) -> types_pb2.Decimal:

@@ -25,11 +25,11 @@ from services.common.proto import (
     snapshot_pb2,
     types_pb2,
 )
+from services.kernel.core import Payload
 from tests.kernel.helpers import (
     BASE_TIME_NS,
     BTC,
     ETH,
-    Payload,
     accepted,
     default_config,
     enter,

@@ -49,13 +49,13 @@ from services.common.proto import (
     venue_event_pb2,
     view_pb2,
 )
+from services.kernel.core import Payload
 from tests.kernel import model as m
 from tests.kernel.helpers import (
     BASE_TIME_NS,
     BTC,
     ETH,
     SETTLEMENT_ASSET,
-    Payload,
     dec,
     default_config,
     enter,

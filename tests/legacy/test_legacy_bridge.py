@@ -42,10 +42,10 @@ from services.common.proto import (
     venue_event_pb2,
     view_pb2,
 )
+from services.kernel.core import Payload
 from tests.kernel.helpers import (
     BASE_TIME_NS,
     BTC,
-    Payload,
     accepted,
     dec,
     default_config,

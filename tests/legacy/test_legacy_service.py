@@ -587,6 +587,8 @@ async def test_records_not_yet_acknowledged_survive_compaction_and_compacted_one
             kernel_service_pb2.AckRecordsRequest(consumer="sink", sequence=down.sequence), timeout=TIMEOUT
         )
         await marks(kernel.stub, list(range(200, 220)))  # more snapshots: now the old segments may go
+        # The writer answers a batch before it snapshots and compacts after it: wait for that.
+        await settled(kernel.stub)
         compacted = await status(kernel.stub)
         assert compacted.journal_first_sequence > 1
         with pytest.raises(grpc.aio.AioRpcError) as raised:
