@@ -15,6 +15,11 @@
   ERROR: the order's deadline in the kernel then queries it, so nothing is stuck. Other codes
   are logged with their details and dropped (the deadline covers them too). Every event of an
   answer is submitted to the kernel, in order; the kernel recognises a fact it has seen.
+* **One fact, one judgement.** A command's answer and the execution stream carry the same
+  facts (a placement's acknowledgement and fill come back both ways): an exact copy of an
+  event the kernel accepted through the link is not submitted again (:mod:`.event_copies`;
+  logged at DEBUG, counted in :attr:`VenueLink.copies_skipped`). The kernel stays the judge
+  of everything else.
 * **Execution reports.** ``StreamExecutions`` from the last position the link judged (at
   start: the journal's ``core.venue_stream_position``), each report submitted with its
   position so a restart resumes there. Reports are queued to the kernel as they are read (up
@@ -77,6 +82,7 @@ from services.common.proto import (
 )
 from services.common.telemetry import extract_context, inject_context
 from services.kernel.core import Committed, KernelCore, OverloadedError, Payload, WriterFailedError
+from services.kernel.event_copies import EventCopies
 from services.kernel.venue_reconcile import build_reconcile
 
 __all__ = [
@@ -109,6 +115,8 @@ BACKLOG_WARNING: Final = 1000
 #: Execution reports queued to the kernel at once while the stream is read on (bounded: a burst
 #: of reports cannot fill the kernel's queue ahead of intents).
 STREAM_WINDOW: Final = 64
+#: Accepted venue events remembered to recognise their copy from the other path.
+APPLIED_MEMORY: Final = 4096
 
 
 class VenueLinkError(Exception):
@@ -229,6 +237,10 @@ class VenueLink:
         #: Execution reports queued to the kernel and not judged yet (at most STREAM_WINDOW).
         self._executions_in_flight: set[asyncio.Future[Committed]] = set()
         self._execution_window = asyncio.Semaphore(STREAM_WINDOW)
+        #: The last execution report queued to the kernel (positions advance in stream order).
+        self._last_execution: asyncio.Future[Committed] | None = None
+        self._copies = EventCopies(APPLIED_MEMORY)
+        self._position_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ commands
 
@@ -240,6 +252,36 @@ class VenueLink:
     async def idle(self) -> None:
         """Returns once no command is queued or being sent (e.g. to drain before stopping)."""
         await self._idle.wait()
+
+    @property
+    def copies_skipped(self) -> int:
+        """Events not submitted because the kernel had accepted the same event by the other path."""
+        return self._copies.skipped
+
+    async def _is_copy(self, event: venue_event_pb2.VenueEvent, source: str) -> bool:
+        if not await self._copies.is_copy(event):
+            return False
+        log.debug(
+            "venue_event_copy_skipped",
+            source=source,
+            kind=venue_event_pb2.VenueEventKind.Name(event.kind),
+            client_order_id=event.client_order_id,
+            venue_event_id=event.venue_event_id,
+        )
+        return True
+
+    def _set_position(self, position: str) -> None:
+        self._stream_position = position
+        changed, self._position_changed = self._position_changed, asyncio.Event()
+        changed.set()
+
+    async def wait_position(self, position: str) -> None:
+        """Returns once the link has dealt with the execution stream up to ``position`` (judged or skipped)."""
+        while True:
+            changed = self._position_changed
+            if self.stream_position == position:
+                return
+            await changed.wait()
 
     @property
     def stream_position(self) -> str:
@@ -301,8 +343,9 @@ class VenueLink:
                 _log_command_failure(key, failure)
                 return
             # Queued together (in order): the events of one answer share a commit, one fsync.
-            judged = await self._submit_all(events, trace=inject_context())
-            for event, committed in zip(events, judged, strict=True):
+            fresh = [event for event in events if not await self._is_copy(event, "answer")]
+            judged = await self._submit_all(fresh, trace=inject_context())
+            for event, committed in zip(fresh, judged, strict=True):
                 self._log_event(event, committed, source="answer", key=key)
         finally:
             if token is not None:
@@ -372,6 +415,7 @@ class VenueLink:
             for event in events:
                 # On a full queue this waits; the events before it are queued already, so the order holds.
                 answers.append(await self._queue_input(event, trace=trace))
+                self._copies.track(event, answers[-1])
         except BaseException:
             # Queued ones are still judged (as after a cancelled submit); nobody waits for their answers.
             for answer in answers:
@@ -424,7 +468,10 @@ class VenueLink:
             log.error("venue_execution_without_event", position=response.position)
             await self._settle_executions()  # the position moves only past judged reports
             if response.position:
-                self._stream_position = response.position
+                self._set_position(response.position)
+            return
+        if await self._is_copy(response.event, "stream"):
+            self._advance_past_copy(response.position)
             return
         await self._execution_window.acquire()
         try:
@@ -432,8 +479,27 @@ class VenueLink:
         except BaseException:
             self._execution_window.release()
             raise
+        self._copies.track(response.event, answer)
         self._executions_in_flight.add(answer)
+        self._last_execution = answer
         answer.add_done_callback(functools.partial(self._execution_judged, response))
+
+    def _advance_past_copy(self, position: str) -> None:
+        """The position moves past a skipped copy once every report before it is judged."""
+        if not position:
+            return
+        before = self._last_execution
+        if before is None or before.done():
+            self._set_position(position)
+            return
+
+        def advance(answer: asyncio.Future[Committed]) -> None:
+            # Runs after ``_execution_judged`` of that report (registered first); a report that
+            # was not judged keeps the position where it is, as it would for the report itself.
+            if not answer.cancelled() and answer.exception() is None:
+                self._set_position(position)
+
+        before.add_done_callback(advance)
 
     def _execution_judged(
         self, response: venue_service_pb2.StreamExecutionsResponse, answer: asyncio.Future[Committed]
@@ -450,7 +516,7 @@ class VenueLink:
             return
         self._log_event(response.event, answer.result(), source="stream", key="")
         if response.position:
-            self._stream_position = response.position
+            self._set_position(response.position)
 
     async def _settle_executions(self) -> None:
         """Waits until every queued report is judged (before the stream is resubscribed from its position)."""
@@ -550,7 +616,7 @@ class VenueLink:
                 action="resubscribing from now; the kernel's deadlines query what was missed",
                 **self._where(stream),
             )
-            self._stream_position = ""
+            self._set_position("")
             return True
         log.warning("venue_stream_failed", code=code.name, details=error.details(), **self._where(stream))
         return False

@@ -44,6 +44,7 @@ from tests.kernel_service.link_helpers import (
     QueryRequest,
     StreamRequest,
     cancel,
+    events,
     fills,
     in_state,
     limit_enter,
@@ -71,16 +72,21 @@ async def test_enter_is_placed_with_its_client_order_id_and_the_fill_applies_onc
         await subscribed(venue)
         cid = await place(kernel, enter("e1", 0, size="0.001", reference_price="50000"))
         slot = await state(kernel, 0, in_state(OPEN))
-        # The fill arrives twice (the PlaceOrder answer and the execution stream): wait for both.
-        await kernel.core.wait_judged(lambda judged: len(fills(judged, cid)) == 2)
+        # The ack and the fill arrive twice (the PlaceOrder answer and the execution stream):
+        # wait until both paths are dealt with. Each copy is judged or skipped, exactly once.
+        await asyncio.wait_for(link.idle(), WAIT)
+        await asyncio.wait_for(link.wait_position(venue.last_position), WAIT)
+        skipped = link.copies_skipped
 
     placed = venue.requests_of(PlaceRequest)
     assert [(r.idempotency_key, r.order.client_order_id) for r in placed] == [(cid, cid)]
     assert placed[0].order.order_type == types_pb2.ORDER_TYPE_MARKET
     assert list(venue.orders) == [cid]
     judged = fills(kernel.core.judged, cid)
-    assert sorted(j.accepted for j in judged) == [False, True]
-    assert [j.committed.outcome.code for j in judged if not j.accepted] == [DUPLICATE]
+    assert [j.accepted for j in judged].count(True) == 1
+    assert [j.committed.outcome.code for j in judged if not j.accepted] in ([], [DUPLICATE])
+    acks = events(kernel.core.judged, venue_event_pb2.VENUE_EVENT_KIND_ORDER_ACCEPTED, cid)
+    assert len(judged) + len(acks) + skipped == 4
     assert Decimal(slot.position_size.value) == Decimal("0.001")
     assert Decimal(slot.entry_average_price.value) == Decimal(50000)
     assert Decimal(slot.fees.value) == Decimal("0.025")
@@ -224,22 +230,46 @@ async def test_execution_stream_resumes_after_a_reconnect_and_replays_change_not
         assert link.stream_position == last
         before = kernel.core.view.slots[0]
 
+        judged_before = len(kernel.core.judged)
+        skipped_before = link.copies_skipped
         venue.replay_on_next_subscription(2)
         venue.disconnect_streams()
         await subscribed(venue, 2)
         assert venue.requests_of(StreamRequest)[1].after_position == last
-        # The venue repeats the ack and the partial fill: both are refused as duplicates.
-        await kernel.core.wait_judged(lambda judged: len(stream_judged(judged, last)) == 2)
-        replayed = [j for j in kernel.core.judged if j.stream_position][-2:]
-        assert [(j.accepted, j.committed.outcome.code) for j in replayed] == [(False, DUPLICATE)] * 2
         assert kernel.core.view.slots[0] == before
 
-        # The resumed stream still delivers new facts.
+        # The venue repeats the ack and the partial fill, then reports a new fill. The repeats are
+        # exact copies of facts the kernel accepted through this link: not judged again.
         venue.fill(cid, "0.001", "49000")
         slot = await state(kernel, 0, in_state(OPEN))
+        assert link.copies_skipped == skipped_before + 2
+        judged_since = [j for j in kernel.core.judged[judged_before:] if j.stream_position]
+        assert [(j.accepted, j.stream_position) for j in judged_since] == [(True, venue.last_position)]
 
     assert Decimal(slot.position_size.value) == Decimal("0.002")
     assert [j.accepted for j in fills(kernel.core.judged, cid)].count(True) == 2
+
+
+async def test_a_fact_the_kernel_accepted_from_an_answer_is_not_judged_again_from_the_stream(
+    kernel: KernelHarness, venue: VenueDouble, venue_channel: grpc.aio.Channel
+) -> None:
+    """The PlaceOrder answer and the stream both carry the acknowledgement: whichever the kernel
+    accepts first, the other copy costs no judgement (or is refused as a duplicate if both were
+    in flight at once); the slot is the same either way and the position still moves on."""
+    async with linked(kernel, venue_channel) as link:
+        await subscribed(venue)
+        cid = await place(kernel, limit_enter("e1", 0))
+        await state(kernel, 0, in_state(slot_pb2.SLOT_STATE_ENTRY_WORKING))
+        venue.fill(cid, "0.002", "49000")
+        await state(kernel, 0, in_state(OPEN))
+        await asyncio.wait_for(link.idle(), WAIT)
+        await asyncio.wait_for(link.wait_position(venue.last_position), WAIT)
+        acks = events(kernel.core.judged, venue_event_pb2.VENUE_EVENT_KIND_ORDER_ACCEPTED, cid)
+        assert [j.accepted for j in acks].count(True) == 1
+        refused = [j for j in acks if not j.accepted]
+        assert all(j.committed.outcome.code == DUPLICATE for j in refused)
+        assert len(acks) + link.copies_skipped == 2, "each copy of the ack is judged or skipped, exactly once"
+        assert link.stream_position == venue.last_position
 
 
 async def test_execution_stream_reconnects_after_failed_subscriptions(
