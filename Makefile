@@ -2,7 +2,7 @@
 #
 #   make install    .venv with pinned tools, generated protos, the pink_kernel extension
 #   make test       install, lint, rust-test, verify, py-test (in that order)
-#   make run        the demo paper-trading session
+#   make run        the platform (BingX simulator, venue, kernel) and a short paper-trading session
 #   make chaos      the kernel crash test alone (SIGKILL under load), CHAOS_RUNS=500 runs
 #
 # Needs python3.11, cargo (with rustfmt and clippy) and access to PyPI and crates.io.
@@ -125,11 +125,12 @@ bench: install
 		--out bench/results/kernel_rust.json --export $(STAMPS)/bench_inputs.bin
 	$(BIN)/python -m bench.pyo3_bench --inputs $(STAMPS)/bench_inputs.bin --out bench/results/kernel_pyo3.json
 	$(BIN)/python -m bench.kernel_service --out bench/results/kernel_service.json
+	$(BIN)/python -m bench.venue --out bench/results/venue.json
 	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify -- \
 		--record bench/results/model_check.json
 
 run: install
-	$(BIN)/python -m services.kernel.demo
+	$(BIN)/python -m services.launcher
 
 clean:
 	rm -rf $(VENV) $(STAMPS) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info

@@ -23,7 +23,6 @@ import contextlib
 import itertools
 import os
 import signal
-import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -56,10 +55,11 @@ from services.common.proto import (
 from services.kernel.config import KernelSettings
 from services.kernel.journal import Journal
 from services.kernel.server import serve
+from services.launcher.children import child_process
 from tests.kernel import helpers
 from tests.kernel_service import conftest as service_fixtures
 from tests.kernel_service.conftest import clean_replay, make_settings
-from tests.kernel_service.kernel_process import REPO_ROOT, KernelProcess, kernel_env, kernel_process
+from tests.kernel_service.kernel_process import REPO_ROOT, kernel_env, kernel_process
 from tests.kernel_service.test_kernel_service import enter, running_service, wait_done
 from tests.kernel_service.test_operations import started, watch_health
 from tests.kernel_service.venue_double import BTC, VenueDouble
@@ -296,21 +296,8 @@ async def test_an_invalid_configuration_stops_the_process_at_boot_naming_each_va
     env = kernel_env(quiet(tmp_path, venue))
     env["PINK_KERNEL_SLOT_COUNT"] = "0"
     env["PINK_KERNEL_FSYNC"] = ""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.kernel",
-        env=env,
-        cwd=REPO_ROOT,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    child = KernelProcess(process)
-    try:
+    async with child_process("kernel", "services.kernel", env, cwd=REPO_ROOT) as child:
         assert await child.wait(TIMEOUT) == 2
-    finally:
-        await child.close()
     output = "\n".join(child.lines)
     assert "invalid configuration" in output
     for name in ("PINK_KERNEL_SLOT_COUNT", "PINK_KERNEL_FSYNC"):

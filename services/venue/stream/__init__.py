@@ -1,0 +1,1 @@
+"""BingX WebSockets: the user-data stream (execution reports) and mark prices."""

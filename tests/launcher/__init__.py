@@ -1,0 +1,1 @@
+"""Tests of the platform launcher (python -m services.launcher)."""

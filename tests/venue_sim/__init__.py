@@ -1,0 +1,1 @@
+"""Tests of the BingX simulator (services.venue.sim)."""
