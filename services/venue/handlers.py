@@ -46,6 +46,13 @@ async def _fail(context: Context, method: str, error: Exception) -> NoReturn:
     raise error
 
 
+def _idempotency_key(request: venue_service_pb2.PlaceOrderRequest | venue_service_pb2.CancelOrderRequest) -> str:
+    """The request's idempotency key: required, since a retry must not place or cancel twice."""
+    if not request.idempotency_key:
+        raise InvalidRequestError("idempotency_key", "required")
+    return request.idempotency_key
+
+
 class VenueServicer(venue_service_pb2_grpc.VenueServiceServicer):
     def __init__(self, adapter: Adapter) -> None:
         self._adapter = adapter
@@ -64,9 +71,7 @@ class VenueServicer(venue_service_pb2_grpc.VenueServiceServicer):
         self, request: venue_service_pb2.PlaceOrderRequest, context: Context
     ) -> venue_service_pb2.PlaceOrderResponse:
         async def work() -> venue_service_pb2.PlaceOrderResponse:
-            if not request.idempotency_key:
-                raise InvalidRequestError("idempotency_key", "required")
-            events = await self._adapter.trading.place(request.idempotency_key, request.order)
+            events = await self._adapter.trading.place(_idempotency_key(request), request.order)
             return venue_service_pb2.PlaceOrderResponse(events=events)
 
         return await self._serve("PlaceOrder", context, work)
@@ -75,9 +80,7 @@ class VenueServicer(venue_service_pb2_grpc.VenueServiceServicer):
         self, request: venue_service_pb2.CancelOrderRequest, context: Context
     ) -> venue_service_pb2.CancelOrderResponse:
         async def work() -> venue_service_pb2.CancelOrderResponse:
-            if not request.idempotency_key:
-                raise InvalidRequestError("idempotency_key", "required")
-            events = await self._adapter.trading.cancel(request.idempotency_key, request.order)
+            events = await self._adapter.trading.cancel(_idempotency_key(request), request.order)
             return venue_service_pb2.CancelOrderResponse(events=events)
 
         return await self._serve("CancelOrder", context, work)

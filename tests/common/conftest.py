@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
-from services.common.logging import configure_logging
+from tests.common.helpers import captured_logs
 
 
 @pytest.fixture
@@ -21,13 +19,5 @@ def anyio_backend() -> str:
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """configure_logging("test", DEBUG) into a StringIO; the previous logging setup comes back after the test."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    stream = io.StringIO()
-    configure_logging("test", "DEBUG", stream=stream)
-    yield stream
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with captured_logs("test") as stream:
+        yield stream

@@ -1,19 +1,23 @@
-"""Real grpc.aio plumbing for the services.common tests (generic handlers, no generated stubs)."""
+"""Helpers of the services.common tests (real grpc.aio plumbing, captured JSON logs), shared with other suites."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import grpc
 import grpc.aio
+import structlog
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from services.common.config import ServiceSettings, load_settings
 from services.common.grpc_server import GrpcServer, ServiceBinding
+from services.common.logging import configure_logging
 
 TIMEOUT = 5.0
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -97,3 +101,18 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         assert isinstance(record, dict), line
         records.append(record)
     return records
+
+
+@contextmanager
+def captured_logs(service: str) -> Iterator[io.StringIO]:
+    """configure_logging(``service``, DEBUG) into a StringIO; the previous logging setup comes back afterwards."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    stream = io.StringIO()
+    configure_logging(service, "DEBUG", stream=stream)
+    yield stream
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()

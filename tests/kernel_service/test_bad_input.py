@@ -29,6 +29,7 @@ from services.common.proto import (
     types_pb2,
     venue_event_pb2,
 )
+from tests.common.messages import set_fields
 from tests.kernel_service.test_kernel_service import TIMEOUT, enter, running_service, settings_for
 from tests.kernel_service.venue_double import VenueDouble
 
@@ -89,24 +90,12 @@ def _mark(price: str, *, symbol: str = "BTC-USDT") -> kernel_input_pb2.MarkPrice
 
 def _update(**changes: object) -> control_pb2.ControlUpdate:
     update = control_pb2.ControlUpdate(expected_version=1, actor="ops", reason="bad input test")
-    for name, value in changes.items():
-        if isinstance(value, types_pb2.Decimal):
-            getattr(update, name).CopyFrom(value)
-        elif isinstance(value, control_pb2.SymbolList):
-            update.allowed_symbols.CopyFrom(value)
-        else:
-            setattr(update, name, value)
-    return update
+    return set_fields(update, **changes)
 
 
 def _reconcile(**changes: object) -> kernel_input_pb2.Reconcile:
     reconcile = kernel_input_pb2.Reconcile(reconcile_id="r-bad", wallet_balance=_d("10000"))
-    for name, value in changes.items():
-        if isinstance(value, types_pb2.Decimal):
-            getattr(reconcile, name).CopyFrom(value)
-        else:
-            setattr(reconcile, name, value)
-    return reconcile
+    return set_fields(reconcile, **changes)
 
 
 def _wait(seconds: int, *kinds: kernel_service_pb2.WaitFor.ValueType) -> kernel_service_pb2.WaitCondition:

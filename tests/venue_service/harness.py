@@ -17,18 +17,16 @@ from typing import Any
 
 import aiohttp
 import grpc.aio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.common.proto import venue_event_pb2, venue_service_pb2, venue_service_pb2_grpc
 from services.venue.adapter import Adapter
 from services.venue.config import VenueSettings
 from services.venue.server import Ports, serve
-from services.venue.sim.app import SIMULATOR, build_app
 from services.venue.sim.clock import SystemClock
 from services.venue.sim.config import SimSettings
 from services.venue.sim.runtime import Simulator
+from tests.venue_sim.helpers import serving
 
 __all__ = ["BTC", "ETH", "Harness", "Sim", "simulator", "venue_service", "venue_settings"]
 
@@ -68,14 +66,8 @@ class Sim:
 async def simulator(**overrides: Any) -> AsyncIterator[Sim]:
     values: dict[str, Any] = {"tick_seconds": 0.0, "rate_limits": False, "seed": 11}
     values.update(overrides)
-    app: web.Application = build_app(SimSettings.model_validate(values), clock=SystemClock())
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Sim(session, str(server.make_url("")).rstrip("/"), app[SIMULATOR])
-    finally:
-        await server.close()
+    async with serving(SimSettings.model_validate(values), SystemClock(), Sim) as sim:
+        yield sim
 
 
 def venue_settings(sim: Sim, **overrides: Any) -> VenueSettings:

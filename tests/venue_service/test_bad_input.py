@@ -8,6 +8,7 @@ import pytest
 
 from services.common.errors import error_details
 from services.common.proto import command_pb2, types_pb2, venue_service_pb2
+from tests.common.messages import set_fields
 from tests.venue_service.harness import BTC, Harness, Sim
 from tests.venue_service.test_contract import d, limit, market
 
@@ -17,12 +18,7 @@ pytestmark = pytest.mark.anyio
 def _with(order: command_pb2.PlaceOrder, **fields: object) -> command_pb2.PlaceOrder:
     changed = command_pb2.PlaceOrder()
     changed.CopyFrom(order)
-    for name, value in fields.items():
-        if isinstance(value, types_pb2.Decimal):
-            getattr(changed, name).CopyFrom(value)
-        else:
-            setattr(changed, name, value)
-    return changed
+    return set_fields(changed, **fields)
 
 
 BAD_PLACEMENTS = [

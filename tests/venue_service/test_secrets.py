@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Callable, Iterator
 
 import grpc
 import grpc.aio
 import pytest
-import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.common.config import ConfigError, load_settings
-from services.common.logging import configure_logging
 from services.common.proto import venue_service_pb2
 from services.venue.config import VenueSettings
 from services.venue.server import serve
+from tests.common.helpers import captured_logs
 from tests.venue_service.harness import BTC, simulator, venue_service, venue_settings
 from tests.venue_service.test_contract import cancel, limit, market, place, query
 
@@ -29,16 +27,8 @@ SECRET = "venuetestsecretQ1w2E3r4T5y6U7i8O9p0AaSsDdFfGgHhJjKkLlZzXxCcVvBbNnMm"  
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """Every log line (structlog and stdlib: aiohttp, grpc) rendered as JSON into memory."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    stream = io.StringIO()
-    configure_logging("pink-venue", "DEBUG", stream=stream)
-    yield stream
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with captured_logs("pink-venue") as stream:
+        yield stream
 
 
 def _leaks(text: str) -> list[str]:

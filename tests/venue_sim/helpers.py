@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -21,9 +21,10 @@ from services.venue.sim.config import SimSettings
 from services.venue.sim.runtime import Simulator
 from services.venue.sim.signing import sign
 
-__all__ = ["Reply", "SimClient", "decode_frame", "running", "settings_for_tests"]
+__all__ = ["Reply", "SimClient", "decode_frame", "running", "serving", "settings_for_tests"]
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+ClientT = TypeVar("ClientT")
 
 
 def settings_for_tests(**overrides: Any) -> SimSettings:
@@ -127,6 +128,16 @@ class SimClient:
     async def place(self, **params: object) -> Reply:
         return await self.call("POST", "/openApi/swap/v2/trade/order", params)
 
+    async def all_fills(self) -> list[Any]:
+        """Every fill so far, quantities in coin (allFillOrders from the epoch to now)."""
+        reply = await self.call(
+            "GET",
+            "/openApi/swap/v2/trade/allFillOrders",
+            {"tradingUnit": "COIN", "startTs": 0, "endTs": self.clock.now_ms()},
+        )
+        fills: list[Any] = reply.data["fill_orders"]
+        return fills
+
     async def set_price(self, symbol: str, price: str) -> None:
         await self.control("price", {"symbol": symbol, "price": price})
 
@@ -138,13 +149,22 @@ class SimClient:
 
 
 @asynccontextmanager
-async def running(settings: SimSettings | None = None, *, clock: Clock | None = None) -> AsyncIterator[SimClient]:
-    """The simulator on a loopback port (a manual clock unless told otherwise) and a client for it."""
-    app: web.Application = build_app(settings or settings_for_tests(), clock=clock or ManualClock())
+async def serving(
+    settings: SimSettings, clock: Clock, client: Callable[[aiohttp.ClientSession, str, Simulator], ClientT]
+) -> AsyncIterator[ClientT]:
+    """The simulator on a loopback port and ``client`` (session, base URL, simulator) for it."""
+    app: web.Application = build_app(settings, clock=clock)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            yield SimClient(session, str(server.make_url("")).rstrip("/"), app[SIMULATOR])
+            yield client(session, str(server.make_url("")).rstrip("/"), app[SIMULATOR])
     finally:
         await server.close()
+
+
+@asynccontextmanager
+async def running(settings: SimSettings | None = None, *, clock: Clock | None = None) -> AsyncIterator[SimClient]:
+    """The simulator on a loopback port (a manual clock unless told otherwise) and a client for it."""
+    async with serving(settings or settings_for_tests(), clock or ManualClock(), SimClient) as client:
+        yield client

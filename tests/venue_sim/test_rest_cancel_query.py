@@ -131,13 +131,7 @@ async def test_fills_match_orders_and_balance(client: SimClient) -> None:
     buy = (await client.place(symbol="ETH-USDT", side="BUY", type="MARKET", quantity="2", clientOrderID="Open")).data
     await client.set_price("ETH-USDT", "3100")
     sell = (await client.place(symbol="ETH-USDT", side="SELL", type="MARKET", quantity="2")).data
-    fills = (
-        await client.call(
-            "GET",
-            "/openApi/swap/v2/trade/allFillOrders",
-            {"tradingUnit": "COIN", "startTs": 0, "endTs": client.clock.now_ms()},
-        )
-    ).data["fill_orders"]
+    fills = await client.all_fills()
     assert [(f["orderId"], f["volume"], f["price"]) for f in fills] == [
         (str(buy["order"]["orderId"]), "2.00", "3000.01"),
         (str(sell["order"]["orderId"]), "2.00", "3099.99"),

@@ -60,13 +60,7 @@ async def test_rest_stream_and_balance_tell_the_same_story(seed: int) -> None:
         events = await _drain(ws)
         trades = [e["o"] for e in events if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"]
         assert trades, "the session should trade"
-        fills = (
-            await client.call(
-                "GET",
-                "/openApi/swap/v2/trade/allFillOrders",
-                {"tradingUnit": "COIN", "startTs": 0, "endTs": client.clock.now_ms()},
-            )
-        ).data["fill_orders"]
+        fills = await client.all_fills()
         # One stream TRADE per fill, same quantity, price and commission.
         assert [(int(f["orderId"]), f["volume"], f["price"], f["commission"]) for f in fills] == [
             (t["i"], t["l"], t["L"], t["n"]) for t in trades

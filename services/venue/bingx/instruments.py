@@ -36,14 +36,18 @@ class Instrument:
     min_notional: Decimal
     tradable: bool
 
+    def _check_grid(self, what: str, value: Decimal, grid_name: str, grid: Decimal) -> None:
+        """Refuse a ``value`` that is not positive or not a multiple of ``grid`` (the step or the tick)."""
+        if value <= 0:
+            raise OrderCheckError(f"{what} {_text(value)} must be > 0")
+        if value % grid != 0:
+            raise OrderCheckError(
+                f"{what} {_text(value)} is not a multiple of the {grid_name} {_text(grid)} of {self.symbol}"
+            )
+
     def quantity_text(self, quantity: Decimal) -> str:
         """``quantity`` at the contract's precision; refused when off the step or below the minimum."""
-        if quantity <= 0:
-            raise OrderCheckError(f"quantity {_text(quantity)} must be > 0")
-        if quantity % self.quantity_step != 0:
-            raise OrderCheckError(
-                f"quantity {_text(quantity)} is not a multiple of the step {_text(self.quantity_step)} of {self.symbol}"
-            )
+        self._check_grid("quantity", quantity, "step", self.quantity_step)
         if quantity < self.min_quantity:
             raise OrderCheckError(
                 f"quantity {_text(quantity)} is below the minimum {_text(self.min_quantity)} of {self.symbol}"
@@ -51,12 +55,8 @@ class Instrument:
         return _text(quantity.quantize(self.quantity_step))
 
     def price_text(self, price: Decimal) -> str:
-        if price <= 0:
-            raise OrderCheckError(f"price {_text(price)} must be > 0")
-        if price % self.price_tick != 0:
-            raise OrderCheckError(
-                f"price {_text(price)} is not a multiple of the tick {_text(self.price_tick)} of {self.symbol}"
-            )
+        """``price`` at the contract's precision; refused when off the tick."""
+        self._check_grid("price", price, "tick", self.price_tick)
         return _text(price.quantize(self.price_tick))
 
     def check_notional(self, quantity: Decimal, price: Decimal) -> None:

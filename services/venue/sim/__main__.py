@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from services.common.config import ConfigError, load_settings
-from services.common.logging import configure_logging, get_logger
+from services.common.entry import run_service
 from services.venue.sim.config import SimSettings
 from services.venue.sim.server import serve
 
 
 def main() -> int:
-    try:
-        settings = load_settings(SimSettings)
-    except ConfigError as error:
-        sys.stderr.write(f"pink-sim: invalid configuration:\n{error}\n")
-        return 2
-    configure_logging("pink-sim", settings.log_level)
-    log = get_logger(__name__)
-    try:
-        return asyncio.run(serve(settings))
-    except (OSError, ValueError) as error:
-        # E.g. the port is taken or the price CSV does not parse: say why, loudly.
-        log.exception("simulator_failed_to_run", error=str(error))
-        return 1
+    # Only start-up failures (a port taken, a price CSV that does not parse) are logged; others raise.
+    return run_service(
+        "pink-sim",
+        SimSettings,
+        serve,
+        logger=__name__,
+        failure_event="simulator_failed_to_run",
+        failures=(OSError, ValueError),
+    )
 
 
 if __name__ == "__main__":

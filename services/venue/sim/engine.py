@@ -170,12 +170,12 @@ class Engine:
         if needed > self.state.available_margin():
             raise ApiError(Code.INSUFFICIENT_MARGIN, "Insufficient margin")
 
-    def place(self, request: OrderRequest) -> Order:
-        """Validate, accept and (where it crosses) execute an order; the order as it stands."""
+    def draft(self, request: OrderRequest, *, order_id: int = 0, delay_ticks: int = 0) -> Order:
+        """The order ``request`` validates to, not yet accepted (an order test previews it as it is)."""
         spec, quantity, price, side = self.validate(request)
         now = self.now()
-        order = Order(
-            order_id=self._next_order,
+        return Order(
+            order_id=order_id,
             symbol=spec.symbol,
             side=request.side,
             position_side=side,
@@ -189,8 +189,12 @@ class Engine:
             time=now,
             update_time=now,
             one_way=side == "BOTH",
-            delay_ticks=self.fill_delay_ticks,
+            delay_ticks=delay_ticks,
         )
+
+    def place(self, request: OrderRequest) -> Order:
+        """Validate, accept and (where it crosses) execute an order; the order as it stands."""
+        order = self.draft(request, order_id=self._next_order, delay_ticks=self.fill_delay_ticks)
         self._next_order += 1
         self.state.orders[order.order_id] = order
         if order.client_id:

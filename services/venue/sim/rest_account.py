@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from services.venue.sim.http import Call, Endpoint
@@ -131,24 +133,23 @@ async def create_listen_key(call: Call) -> object:
     return {"listenKey": call.sim.hub.create_key()}
 
 
-async def extend_listen_key(call: Call) -> object:
+def _on_listen_key(call: Call, act: Callable[[str], bool]) -> object:
+    """Apply ``act`` to the request's listen key: 204 without one, 404 for one ``act`` does not know."""
     _check_key(call)
     key = call.params.get("listenKey")
     if key is None:
         return web.Response(status=204)
-    if not call.sim.hub.extend_key(key):
+    if not act(key):
         return json_response({"code": 404, "msg": "listenKey does not exist"}, status=404)
     return json_response({})
+
+
+async def extend_listen_key(call: Call) -> object:
+    return _on_listen_key(call, call.sim.hub.extend_key)
 
 
 async def delete_listen_key(call: Call) -> object:
-    _check_key(call)
-    key = call.params.get("listenKey")
-    if key is None:
-        return web.Response(status=204)
-    if not call.sim.hub.delete_key(key):
-        return json_response({"code": 404, "msg": "listenKey does not exist"}, status=404)
-    return json_response({})
+    return _on_listen_key(call, call.sim.hub.delete_key)
 
 
 _STREAM = "/openApi/user/auth/userDataStream"

@@ -6,7 +6,6 @@ import json
 import re
 from decimal import Decimal
 
-from services.venue.sim.engine import leverage_side
 from services.venue.sim.http import Call, Endpoint
 from services.venue.sim.orders import Order, Side
 from services.venue.sim.requests import OrderRequest, parse_order
@@ -36,26 +35,7 @@ async def place(call: Call) -> object:
 
 async def test_order(call: Call) -> object:
     engine = call.sim.engine
-    request = parse_order(call.params.values)
-    spec, quantity, price, side = engine.validate(request)
-    now = engine.now()
-    preview = Order(
-        order_id=0,
-        symbol=spec.symbol,
-        side=request.side,
-        position_side=side,
-        type=request.type,
-        time_in_force=request.time_in_force,
-        quantity=quantity,
-        price=price,
-        client_id=request.client_id,
-        reduce_only=bool(request.reduce_only),
-        leverage=engine.state.account.leverage_of(spec.symbol, leverage_side(request.side, side)),
-        time=now,
-        update_time=now,
-        one_way=side == "BOTH",
-    )
-    return {"order": place_view(preview, engine.state)}
+    return {"order": place_view(engine.draft(parse_order(call.params.values)), engine.state)}
 
 
 def _json_list(params: Params, name: str) -> list[object]:
