@@ -8,7 +8,7 @@ Every message crosses the boundary as serialized ``pink.v1`` protobuf bytes:
 from collections.abc import Sequence
 from typing import final
 
-__all__ = ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__"]
+__all__ = ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__", "scan_frames"]
 
 __version__: str
 
@@ -68,6 +68,19 @@ class Kernel:
         is out of sequence or diverges; the kernel must then be discarded.
         """
 
+    def replay_frames(
+        self, frames: bytes, start: int = 0, end: int | None = None, *, verify: bool = True
+    ) -> tuple[int, str]:
+        """Re-apply the journal segment frames in ``frames[start:end]`` as ``replay`` does their records.
+
+        Whole frames only (``u32 length | u32 crc32(sequence bytes + payload) | u64 sequence |
+        payload``), the first carrying ``last_sequence + 1``; each frame's length and sequence are
+        checked, and its checksum when ``verify``. Returns ``(records replayed, last non-empty
+        venue_stream_position)``. Runs without the GIL. Raises ``ReplayError`` at the first bad
+        frame or record (the kernel must then be discarded), ``ValueError`` when ``start:end`` is
+        outside ``frames``.
+        """
+
     def snapshot(self) -> bytes:
         """The whole state as a serialized ``pink.v1.KernelSnapshot``."""
 
@@ -84,3 +97,22 @@ class Kernel:
 
     def check_invariants(self) -> None:
         """Check every kernel invariant; raises ``KernelError`` with the reason when one fails."""
+
+def scan_frames(
+    buf: bytes,
+    expected: int,
+    *,
+    start: int = 0,
+    verify: bool = True,
+    index_at: int = ...,
+    stride: int = 65536,
+) -> tuple[int, int, list[tuple[int, int]], int, tuple[str, int, str] | None]:
+    """Validate the journal segment frames of ``buf[start:]``: contiguous sequences from ``expected``, checksums when ``verify``.
+
+    Returns ``(end, expected, index, index_at, stop)``: the offset after the last good frame, the
+    sequence due there, sparse index entries ``(sequence, offset)`` (the first frame at or after
+    ``index_at``, then one at least ``stride`` bytes after the previous; none by default), the
+    offset the next entry is due from, and why the scan stopped before the end: ``None`` or
+    ``(kind, offset, reason)`` with kind ``"incomplete"``, ``"checksum"`` or ``"sequence"``.
+    Offsets are in ``buf``. Runs without the GIL.
+    """

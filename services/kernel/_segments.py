@@ -2,8 +2,9 @@
 
 Everything here is synchronous and runs in a worker thread (``asyncio.to_thread``) on behalf of
 :mod:`services.kernel.journal`, which documents the file layout and owns all the concurrency.
-The code is written for throughput: frames are parsed with ``struct.Struct.unpack_from`` over
-large buffers (one ``pread`` per chunk, never one syscall per record).
+The code is written for throughput: large buffers (one ``pread`` per chunk, never one syscall per
+record); the open-time scan and the restart's replay walk frames in Rust (``pink_kernel``, ADR
+0010), catch-up reads with ``struct.Struct.unpack_from``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+import pink_kernel
 
 logger = logging.getLogger(__name__)
 
@@ -220,33 +223,22 @@ def _scan_frames(
     """Validate the complete frames of ``buf`` (file offset ``base``); record a bad frame in ``result``.
 
     Returns (position after the last good frame, next expected sequence, next index threshold, bad?).
+    The walk and the checksums run in Rust without the GIL (``pink_kernel.scan_frames``, ADR 0010).
     """
-    unpack, crc32 = FRAME.unpack_from, zlib.crc32
-    view = memoryview(buf)  # checksums over views: no copy of each frame
-    seqs, offsets = result.segment.index_seqs, result.segment.index_offsets
-    n, pos = len(buf), 0
-    last_header, index_at = n - FRAME_SIZE, next_index - base
-    while pos <= last_header:
-        length, crc, seq = unpack(buf, pos)
-        stop = pos + FRAME_SIZE + length
-        if stop > n:
-            break
-        if seq != expected or crc32(view[pos + 8 : stop]) != crc:
-            result.bad_offset = base + pos
-            result.bad_is_sequence = crc32(view[pos + 8 : stop]) == crc
-            result.bad_reason = (
-                f"sequence {seq} where {expected} was expected"
-                if result.bad_is_sequence
-                else f"checksum mismatch in the frame at sequence {expected}"
-            )
-            return pos, expected, index_at + base, True
-        if pos >= index_at:
-            seqs.append(seq)
-            offsets.append(base + pos)
-            index_at = pos + INDEX_STRIDE
-        expected += 1
-        pos = stop
-    return pos, expected, index_at + base, False
+    pos, expected, index, index_at, stop = pink_kernel.scan_frames(
+        buf, expected, verify=True, index_at=max(0, next_index - base), stride=INDEX_STRIDE
+    )
+    segment = result.segment
+    for seq, offset in index:
+        segment.index_seqs.append(seq)
+        segment.index_offsets.append(base + offset)
+    if stop is None or stop[0] == "incomplete":  # the caller reads on, or finds a torn tail
+        return pos, expected, base + index_at, False
+    kind, offset, reason = stop
+    result.bad_offset = base + offset
+    result.bad_is_sequence = kind == "sequence"
+    result.bad_reason = reason
+    return pos, expected, base + index_at, True
 
 
 def scan_segment(path: Path, first: int) -> ScanResult:
@@ -263,19 +255,19 @@ def scan_segment(path: Path, first: int) -> ScanResult:
             segment.last, segment.size, segment.next_index = expected - 1, consumed, next_index
             if bad or consumed == file_size:
                 return result
-            rest = buf[pos:]
-            frame_end = consumed + (FRAME_SIZE if len(rest) < FRAME_SIZE else FRAME_SIZE + FRAME.unpack_from(rest)[0])
+            rest = len(buf) - pos  # the start of a frame the buffer cut: read again with what follows
+            frame_end = consumed + (FRAME_SIZE if rest < FRAME_SIZE else FRAME_SIZE + FRAME.unpack_from(buf, pos)[0])
             if frame_end > file_size:
                 result.bad_offset = consumed
                 result.bad_reason = (
                     f"incomplete frame: {file_size - consumed} bytes where {frame_end - consumed} are needed"
                 )
                 return result
-            want = max(SCAN_CHUNK, frame_end - consumed - len(rest))
-            chunk = os.pread(fd, want, consumed + len(rest))
-            if not chunk:
+            want = max(SCAN_CHUNK + rest, frame_end - consumed)
+            chunk = os.pread(fd, want, consumed)
+            if len(chunk) <= rest:
                 raise JournalError(f"segment {path} shrank while it was being scanned")
-            buf, base = rest + chunk if rest else chunk, consumed
+            buf, base = chunk, consumed
     finally:
         os.close(fd)
 
@@ -398,17 +390,51 @@ def _read_frames(segment: Path, offset: int, end: int, chunk_bytes: int) -> byte
     return buf
 
 
-def read_payloads(
-    segment: Path, offset: int, end: int, expected: int, *, after: int, upper: int, chunk_bytes: int
-) -> tuple[list[bytes], int, int]:
-    """:func:`read_chunk` without checksums, returning the payloads alone (restart's bulk replay).
+@dataclass(frozen=True, slots=True)
+class FrameBlock:
+    """Whole frames ``data[start:stop]`` of a segment: ``count`` records from sequence ``first`` (restart's replay)."""
 
-    Lengths and sequences are checked; the checksums were verified by the open that precedes a restart.
+    data: bytes
+    start: int
+    stop: int
+    first: int
+    count: int
+
+
+def read_frames(
+    segment: Path, offset: int, end: int, expected: int, *, after: int, upper: int, chunk_bytes: int
+) -> tuple[list[FrameBlock], int, int]:
+    """The frames of one chunk of a segment as one block of raw bytes, for ``Kernel.replay_frames``.
+
+    Same contract as :func:`read_chunk` (records with ``after < sequence <= upper``, the offset and
+    sequence to continue from), but the frames stay in the buffer they were read into: lengths
+    and sequences are checked by one walk in Rust (``pink_kernel.scan_frames``, no checksums: the
+    open that precedes a restart verified them), and the kernel takes the bytes as they are.
     """
-    records, next_offset, next_expected = read_chunk(
-        segment, offset, end, expected, after=after, upper=upper, verify=False, chunk_bytes=chunk_bytes
-    )
-    return [payload for _, payload in records], next_offset, next_expected
+    buf = _read_frames(segment, offset, end, chunk_bytes)
+    pos, next_expected, _, _, stop = pink_kernel.scan_frames(buf, expected, verify=False)
+    if stop is not None and stop[0] != "incomplete":
+        raise _corrupt_read(segment, offset + stop[1], next_expected, None)
+    if pos == 0 and expected <= upper:
+        raise _corrupt_read(segment, offset, expected, None)
+    start, first = 0, expected
+    if first <= after or next_expected - 1 > upper:
+        # Rare: the first chunk of a replay starting inside it, or a log that grew past ``upper``.
+        start, first, pos, next_expected = _trim_frames(buf, pos, expected, after, upper)
+    count = next_expected - first
+    blocks = [FrameBlock(buf, start, pos, first, count)] if count > 0 else []
+    return blocks, offset + pos, next_expected
+
+
+def _trim_frames(buf: bytes, stop: int, expected: int, after: int, upper: int) -> tuple[int, int, int, int]:
+    """(start, first, stop, next expected) of the frames of ``buf[:stop]`` with ``after < sequence <= upper``."""
+    pos, start, first = 0, 0, expected
+    while pos < stop and expected <= upper:
+        if expected == after + 1:
+            start, first = pos, expected
+        pos += FRAME_SIZE + FRAME.unpack_from(buf, pos)[0]
+        expected += 1
+    return (start, first, pos, expected) if first > after else (pos, expected, pos, expected)
 
 
 def _corrupt_read(segment: Path, offset: int, expected: int, seq: int | None) -> JournalError:

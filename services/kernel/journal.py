@@ -37,8 +37,9 @@ Durability and recovery:
   or an acknowledgement beyond the last record) raises :class:`JournalError`: the journal never
   guesses.
 * ``read`` verifies every frame's checksum again (catch-up readers may read bytes long after
-  open); ``replay``, meant for the restart that follows ``open``, re-checks lengths and sequences
-  but trusts the checksums ``open`` has just verified (a third of its cost).
+  open); ``replay`` and ``replay_frames``, meant for the restart that follows ``open``, re-check
+  lengths and sequences but trust the checksums ``open`` has just verified. The open-time scan
+  and ``replay_frames`` walk frames in Rust (``pink_kernel``, ADR 0010).
 * ``compact`` removes whole segments whose records are all covered by the latest valid snapshot
   *and* acknowledged by every registered consumer, never the segment being appended to, then
   the snapshots older than the latest valid one.
@@ -381,14 +382,17 @@ class Journal:
             for record in chunk:
                 yield record
 
-    async def replay_chunks(self, after_sequence: int) -> AsyncIterator[list[bytes]]:
-        """What :meth:`replay` yields, as lists of payloads in order (one per large read).
+    async def replay_frames(self, after_sequence: int) -> AsyncIterator[seg.FrameBlock]:
+        """What :meth:`replay` yields, as blocks of raw frames in order (one per large read).
 
-        For a restart: the payloads go to the kernel in bulk, with no per-record step here.
+        For a restart: each block goes to ``Kernel.replay_frames`` as it was read, with no
+        per-record step in Python, while the next block is read ahead in a worker thread.
+        Lengths and sequences are checked here, checksums are trusted as in :meth:`replay`.
         """
-        read = functools.partial(seg.read_payloads, chunk_bytes=seg.REPLAY_CHUNK)
-        async for chunk in self._chunks(after_sequence, None, read, read_ahead=True):
-            yield chunk
+        read = functools.partial(seg.read_frames, chunk_bytes=seg.REPLAY_CHUNK)
+        async for blocks in self._chunks(after_sequence, None, read, read_ahead=True):
+            for block in blocks:
+                yield block
 
     # ------------------------------------------------------------------------- snapshots
 

@@ -1,8 +1,9 @@
 """Restart: the newest snapshot plus a verified replay of the journal's tail.
 
-Replay runs in Rust (``Kernel.replay``): each record's input must reproduce its recorded
-outcome exactly, so a restarted kernel is bit-for-bit the kernel that crashed (same state
-hash, same dedup memory, same order ids), or the service refuses to start.
+Replay runs in Rust (``Kernel.replay_frames`` over the journal's raw frames, without the GIL,
+ADR 0010): each record's input must reproduce its recorded outcome exactly, so a restarted
+kernel is bit-for-bit the kernel that crashed (same state hash, same dedup memory, same order
+ids), or the service refuses to start.
 
 The kernel's construction parameters are fixed by the journal: they are stored next to it
 on first start, and different settings later are refused (limits change through
@@ -88,10 +89,15 @@ async def recover(journal: Journal, config: snapshot_pb2.KernelConfig) -> Recove
             raise pink_kernel.ReplayError(msg)
         position = stored.venue_stream_position
     replayed = 0
-    async for chunk in journal.replay_chunks(kernel.last_sequence):
-        # Each chunk is one read (a thread hop): the loop runs (signals, logging) between chunks.
-        position = kernel.replay(chunk) or position
-        replayed += len(chunk)
+    async for block in journal.replay_frames(kernel.last_sequence):
+        # The kernel replays a block in a worker thread without the GIL (ADR 0010): the loop
+        # stays free and the journal reads the next block meanwhile.
+        count, found = await asyncio.to_thread(kernel.replay_frames, block.data, block.start, block.stop, verify=False)
+        if count != block.count:
+            msg = f"replayed {count} of the {block.count} records from {block.first}"
+            raise pink_kernel.ReplayError(msg)
+        position = found or position
+        replayed += count
     if kernel.last_sequence != journal.last_sequence:
         msg = f"replay ended at {kernel.last_sequence}, the journal at {journal.last_sequence}"
         raise pink_kernel.ReplayError(msg)

@@ -369,6 +369,7 @@ def test_the_kernel_has_no_setters_and_a_view_cannot_write_back() -> None:
         "last_sequence",
         "post_state",
         "replay",
+        "replay_frames",
         "restore",
         "snapshot",
         "state_hash",
@@ -919,7 +920,7 @@ def test_the_binding_exports_what_its_stub_declares() -> None:
             declared = [
                 elt.value for elt in node.value.elts if isinstance(elt, ast.Constant) and isinstance(elt.value, str)
             ]
-    assert sorted(declared) == ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__"]
+    assert sorted(declared) == ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__", "scan_frames"]
     for name in declared:
         assert hasattr(pink_kernel, name), name
 

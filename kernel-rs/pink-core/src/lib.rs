@@ -30,6 +30,7 @@ pub mod check;
 mod control;
 pub mod decode;
 pub mod encode;
+pub mod frames;
 pub mod input;
 mod intent;
 mod invariants;
@@ -48,6 +49,8 @@ pub mod wire;
 pub mod testkit;
 
 pub use kernel::Kernel;
+
+use std::borrow::Cow;
 
 use output::Reject;
 
@@ -113,46 +116,109 @@ impl Kernel {
     /// diverges. After an error the kernel must be discarded: a diverging
     /// record's input has already been applied.
     pub fn replay_records<'a>(&mut self, records: impl IntoIterator<Item = &'a [u8]>) -> Result<String, String> {
-        let mut position = String::new();
+        let mut position = Cow::Borrowed("");
         for bytes in records {
-            let fast = match replay::split(bytes) {
-                Some(record) => self.replay_fast(bytes, &record)?,
-                None => None,
-            };
-            match fast {
-                Some(found) if !found.is_empty() => found.clone_into(&mut position),
-                Some(_) => {}
-                None => {
-                    let found = self.replay_record(bytes)?;
-                    if !found.is_empty() {
-                        position = found;
-                    }
+            self.replay_one(bytes, &mut position)?;
+        }
+        Ok(position.into_owned())
+    }
+
+    /// Re-applies the journal frames of `frames` (segment bytes holding whole
+    /// frames only, see [`frames`]) as [`Kernel::replay_records`] does their
+    /// payloads. Every frame must be complete and carry the next sequence
+    /// (the first `last_sequence + 1`), and, when `verify`, its checksum must
+    /// match. Returns the records replayed and the last non-empty
+    /// `venue_stream_position` (empty if none). Stops at the first bad frame
+    /// or record; the kernel must then be discarded.
+    ///
+    /// With `pipelined` (the caller's choice: the core reads nothing of the
+    /// machine it runs on) and enough bytes, a second thread walks the frames
+    /// and decodes most records ahead (pure functions of the bytes and the
+    /// fixed config), and this one decodes the rest and steps them all in
+    /// order: the same checks in the same order, the same result, the same
+    /// first error.
+    pub fn replay_frames(&mut self, frames: &[u8], verify: bool, pipelined: bool) -> Result<(u64, String), String> {
+        let pipelined = pipelined && frames.len() >= replay::PIPELINE_MIN_BYTES;
+        let first = self.last_sequence.checked_add(1).ok_or("sequence space exhausted")?;
+        let mut position = Cow::Borrowed("");
+        let mut replayed: u64 = 0;
+        if !pipelined {
+            for frame in frames::Frames::new(frames, first, verify) {
+                let frame = frame.map_err(replay::frame_error)?;
+                let prepared = replay::prepare(frame.payload, &self.cfg);
+                self.replay_prepared(prepared, &mut position)?;
+                replayed = replayed.saturating_add(1);
+            }
+            return Ok((replayed, position.into_owned()));
+        }
+        let cfg = self.cfg.clone();
+        std::thread::scope(|scope| {
+            let (batches, received) = std::sync::mpsc::sync_channel(replay::PIPELINE_DEPTH);
+            scope.spawn(move || replay::prepare_frames(frames, first, verify, &cfg, &batches));
+            // On an error `received` is dropped on return, which ends the preparing thread.
+            for batch in received {
+                for ahead in batch {
+                    let prepared = match ahead.map_err(replay::frame_error)? {
+                        replay::Ahead::Prepared(prepared) => prepared,
+                        replay::Ahead::Raw(payload) => replay::prepare(payload, &self.cfg),
+                    };
+                    self.replay_prepared(prepared, &mut position)?;
+                    replayed = replayed.saturating_add(1);
+                }
+            }
+            Ok::<(), String>(())
+        })?;
+        Ok((replayed, position.into_owned()))
+    }
+
+    /// Replays one serialized `LogRecord`; a non-empty venue stream position
+    /// replaces `position` (borrowed from the record when it can be).
+    fn replay_one<'a>(&mut self, bytes: &'a [u8], position: &mut Cow<'a, str>) -> Result<(), String> {
+        let prepared = replay::prepare(bytes, &self.cfg);
+        self.replay_prepared(prepared, position)
+    }
+
+    /// [`Kernel::replay_one`] of a record already taken apart and decoded.
+    fn replay_prepared<'a>(
+        &mut self,
+        prepared: replay::Prepared<'a>,
+        position: &mut Cow<'a, str>,
+    ) -> Result<(), String> {
+        let fast = match &prepared.record {
+            Some(record) => self.replay_fast(prepared.bytes, record, prepared.input)?,
+            None => None,
+        };
+        match fast {
+            Some(found) if !found.is_empty() => *position = Cow::Borrowed(found),
+            Some(_) => {}
+            None => {
+                let found = self.replay_record(prepared.bytes)?;
+                if !found.is_empty() {
+                    *position = Cow::Owned(found);
                 }
             }
         }
-        Ok(position)
+        Ok(())
     }
 
-    /// Replays one record that `replay::split` took apart: compares the
-    /// freshly encoded outcome with the recorded outcome's bytes, and decodes
-    /// the recorded outcome only when they differ (it may still be equal,
-    /// encoded differently). `Ok(None)`: nothing was applied and the record
-    /// needs the general path (`replay_record`), which reports its error.
-    /// (A recorded outcome that does not decode is found after the input was
-    /// applied; the error is the general path's, and the kernel is discarded
-    /// after any error anyway.)
-    fn replay_fast<'r>(&mut self, bytes: &[u8], record: &replay::Split<'r>) -> Result<Option<&'r str>, String> {
+    /// Replays one record that `replay::split` took apart (its input decoded
+    /// by `replay::prepare`: `None` when it has none, or it does not decode or
+    /// validate): compares the freshly encoded outcome with the recorded
+    /// outcome's bytes, and decodes the recorded outcome only when they
+    /// differ (it may still be equal, encoded differently). `Ok(None)`:
+    /// nothing was applied and the record needs the general path
+    /// (`replay_record`), which reports its error. (A recorded outcome that
+    /// does not decode is found after the input was applied; the error is the
+    /// general path's, and the kernel is discarded after any error anyway.)
+    fn replay_fast<'r>(
+        &mut self,
+        bytes: &[u8],
+        record: &replay::Split<'r>,
+        input: Option<input::Input>,
+    ) -> Result<Option<&'r str>, String> {
         use prost::Message;
         let Some(expected) = self.last_sequence.checked_add(1) else { return Ok(None) };
-        let (true, Some(input)) = (record.sequence == expected, record.input) else { return Ok(None) };
-        let input = match wire::input(input, &self.cfg) {
-            Some(input) => input,
-            None => {
-                let Ok(input) = pb::KernelInput::decode(input) else { return Ok(None) };
-                let Ok(input) = decode::input(&input, &self.cfg) else { return Ok(None) };
-                input
-            }
-        };
+        let (true, Some(input)) = (record.sequence == expected, input) else { return Ok(None) };
         let mut out = std::mem::take(&mut self.scratch.0);
         self.step_into(input, &mut out);
         self.scratch.1.clear();

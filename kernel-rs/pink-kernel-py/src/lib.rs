@@ -12,7 +12,9 @@
 //!   state either way.
 //! * `view(slots, account=, control=)`: post-state as a `KernelView`;
 //!   `post_state()`: the view of what the last step touched.
-//! * `replay(records)`: re-applies journaled `LogRecord`s, verifying outcomes.
+//! * `replay(records)`: re-applies journaled `LogRecord`s, verifying outcomes;
+//!   `replay_frames(frames)` does the same straight from journal segment bytes
+//!   (ADR 0010), and `scan_frames(buf, expected)` validates such bytes.
 //! * `snapshot` / `restore`, `state_hash`, `last_sequence`, `check_invariants`.
 //!
 //! Safety rules of the boundary:
@@ -22,10 +24,12 @@
 //!   call raises `KernelError`: a kernel whose step was interrupted half-way
 //!   may hold a half-applied state, so it is never used again silently.
 //! * The kernel sits behind a `Mutex` in a frozen (immutable, `Sync`) class,
-//!   so sharing one `Kernel` between Python threads is safe. The GIL is kept
-//!   for the whole time the lock is held and no Python object is created or
-//!   Python code run while it is held, so no thread can ever wait for the
-//!   lock while holding the GIL that the lock's owner needs.
+//!   so sharing one `Kernel` between Python threads is safe. No Python
+//!   object is created or Python code run while the lock is held, so no
+//!   thread can ever wait for the lock while holding the GIL that the lock's
+//!   owner needs. Calls keep the GIL while they hold the lock, except
+//!   `replay_frames`, which detaches first (pure Rust over immutable `bytes`)
+//!   so the journal's read-ahead runs while it works.
 
 #![forbid(unsafe_code)]
 #![deny(
@@ -283,6 +287,38 @@ impl Kernel {
         result.map_err(|failure| failure.into_py_err(py))
     }
 
+    /// Re-applies the journal segment frames in `frames[start:end]` (whole
+    /// frames only, the first carrying `last_sequence + 1`) as `replay` does
+    /// their records, checking each frame's length and sequence and, when
+    /// `verify`, its checksum. Returns `(records replayed, last non-empty
+    /// venue_stream_position)`. Runs without the GIL. Raises `ReplayError`
+    /// at the first bad frame or record; the kernel must then be discarded.
+    #[pyo3(signature = (frames, start = 0, end = None, *, verify = true))]
+    fn replay_frames(
+        &self,
+        py: Python<'_>,
+        frames: &Bound<'_, PyBytes>,
+        start: usize,
+        end: Option<usize>,
+        verify: bool,
+    ) -> PyResult<(u64, String)> {
+        let bytes = frames.as_bytes();
+        let end = end.unwrap_or(bytes.len());
+        let Some(frames) = bytes.get(start..end) else {
+            return Err(PyValueError::new_err(format!(
+                "frames[{start}:{end}] is outside the {} bytes given",
+                bytes.len()
+            )));
+        };
+        // Immutable bytes, kept alive by the caller's reference: read without the GIL.
+        // The lock is taken without the GIL and released before it is taken back.
+        // A second core, if there is one, decodes ahead while this thread steps.
+        let pipelined = std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1);
+        let result =
+            py.detach(|| self.with(|kernel| kernel.replay_frames(frames, verify, pipelined).map_err(Failure::Replay)));
+        result.map_err(|failure| failure.into_py_err(py))
+    }
+
     /// The whole state as a serialized `pink.v1.KernelSnapshot`.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         match self.with(|kernel| Ok(kernel.snapshot_bytes())) {
@@ -330,11 +366,54 @@ impl Kernel {
     }
 }
 
+/// What `scan_frames` returns: `(end, expected, index, index_at, stop)`.
+type ScanResult = (usize, u64, Vec<(u64, usize)>, usize, Option<(&'static str, usize, String)>);
+
+/// Validates the journal segment frames of `buf[start:]` (ADR 0005's
+/// format): contiguous sequences from `expected`, and checksums when
+/// `verify`. Returns `(end, expected, index, index_at, stop)`: the offset
+/// after the last good frame, the sequence due there, the sparse index
+/// entries `(sequence, offset)` (offsets in `buf`; the first frame at or
+/// after `index_at`, then one at least `stride` bytes after the previous),
+/// the offset the next entry is due from, and why the scan stopped early:
+/// `None`, or `(kind, offset, reason)` with kind `"incomplete"`,
+/// `"checksum"` or `"sequence"`. Runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (buf, expected, *, start = 0, verify = true, index_at = usize::MAX, stride = 65536))]
+fn scan_frames(
+    py: Python<'_>,
+    buf: &Bound<'_, PyBytes>,
+    expected: u64,
+    start: usize,
+    verify: bool,
+    index_at: usize,
+    stride: usize,
+) -> PyResult<ScanResult> {
+    use pink_core::frames::{scan, Stop};
+    let bytes = buf.as_bytes();
+    let Some(frames) = bytes.get(start..) else {
+        return Err(PyValueError::new_err(format!("start {start} is beyond the {} bytes given", bytes.len())));
+    };
+    let found = py.detach(|| scan(frames, expected, verify, index_at.saturating_sub(start), stride));
+    let at = |offset: usize| offset.saturating_add(start);
+    let stop = found.stop.map(|stop| {
+        let kind = match stop {
+            Stop::Incomplete { .. } => "incomplete",
+            Stop::Checksum { .. } => "checksum",
+            Stop::Sequence { .. } => "sequence",
+        };
+        (kind, at(stop.offset()), stop.reason())
+    });
+    let index = found.index.into_iter().map(|(sequence, offset)| (sequence, at(offset))).collect();
+    Ok((at(found.end), found.expected, index, at(found.index_at), stop))
+}
+
 #[pymodule]
 #[pyo3(name = "pink_kernel")]
 fn pink_kernel_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Kernel>()?;
+    m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     let kernel_error = py.get_type::<KernelError>();
     // Class-level default, so every KernelError has `violations`, even one raised from Python.
     kernel_error.setattr("violations", PyTuple::empty(py))?;
