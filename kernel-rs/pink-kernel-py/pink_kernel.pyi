@@ -107,7 +107,9 @@ def scan_frames(
     index_at: int = ...,
     stride: int = 65536,
 ) -> tuple[int, int, list[tuple[int, int]], int, tuple[str, int, str] | None]:
-    """Validate the journal segment frames of ``buf[start:]``: contiguous sequences from ``expected``, checksums when ``verify``.
+    """Validate the journal segment frames of ``buf[start:]``.
+
+    Sequences must be contiguous from ``expected``; checksums are checked when ``verify``.
 
     Returns ``(end, expected, index, index_at, stop)``: the offset after the last good frame, the
     sequence due there, sparse index entries ``(sequence, offset)`` (the first frame at or after
