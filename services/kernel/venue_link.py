@@ -433,7 +433,19 @@ class VenueLink:
         }
         if key:
             fields["key"] = key
-        if outcome.accepted:
+        if outcome.accepted and event.kind == venue_event_pb2.VENUE_EVENT_KIND_UNKNOWN:
+            # The venue said something the adapter does not know: the kernel changed nothing
+            # and queries the order (its UNKNOWN_STATUS anomaly goes to the operators too).
+            log.warning(
+                "venue_event_unknown_status",
+                sequence=outcome.sequence,
+                venue_order_id=event.venue_order_id,
+                reason=event.reason,
+                exchange_ms=event.exchange_time.ToMilliseconds(),
+                receive_ms=event.receive_time.ToMilliseconds() if event.HasField("receive_time") else None,
+                **fields,
+            )
+        elif outcome.accepted:
             log.debug("venue_event_applied", sequence=outcome.sequence, **fields)
         elif outcome.code in _REPEAT_CODES:
             log.debug("venue_event_repeat", code=_code(outcome), **fields)

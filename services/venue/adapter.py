@@ -125,7 +125,8 @@ class Adapter:
             every_seconds=settings.gap_fill_seconds,
             lookback_seconds=settings.startup_lookback_seconds,
         )
-        self._updates: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue()
+        # (receive time in ms, message): the receive time is taken when the stream delivers it.
+        self._updates: asyncio.Queue[tuple[int, Mapping[str, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ life cycle
@@ -205,13 +206,13 @@ class Adapter:
         self.gap_fill.request("connect")
 
     def _queue_update(self, message: Mapping[str, Any]) -> None:
-        self._updates.put_nowait(message)
+        self._updates.put_nowait((_now_ms(), message))
 
     async def _process_updates(self) -> None:
         while True:
-            message = await self._updates.get()
+            received_ms, message = await self._updates.get()
             try:
-                await self._apply(message)
+                await self._apply(message, received_ms=received_ms)
             except _VENUE_ERRORS as error:
                 log.exception("order_update_not_applied", error=str(error), action="gap-fill requested")
                 self.gap_fill.request("update-failed")
@@ -222,11 +223,22 @@ class Adapter:
         """Returns once every order update received so far has been applied."""
         await self._updates.join()
 
-    async def _apply(self, message: Mapping[str, Any]) -> None:
+    async def _apply(self, message: Mapping[str, Any], *, received_ms: int) -> None:
         update = stream_update(message)
-        event = stream_event(update)
+        event = stream_event(update, received_ms=received_ms)
         oid, cid = str(update.order_id), update.client_order_id
         if event is None:
+            log.error(
+                "order_update_incomplete",
+                venue_order_id=oid,
+                client_order_id=cid,
+                execution=update.execution,
+                status=update.raw_status,
+                action="querying the order",
+            )
+            await self.trading.query(update.symbol, cid, oid, source="stream-query")
+            return
+        if event.kind == venue_event_pb2.VENUE_EVENT_KIND_UNKNOWN:
             self.metrics.unknown_status.inc()
             log.error(
                 "order_update_unknown",
@@ -234,8 +246,11 @@ class Adapter:
                 client_order_id=cid,
                 execution=update.execution,
                 status=update.raw_status,
-                action="UNKNOWN, never taken as accepted: querying the order",
+                venue_event_id=event.venue_event_id,
+                action="UNKNOWN event, never taken as accepted; querying the order",
             )
+            # The UNKNOWN first (the kernel queries too), then whatever the venue answers.
+            self.executions.emit([event], source="stream")
             await self.trading.query(update.symbol, cid, oid, source="stream-query")
             return
         if self.executions.known(event.venue_event_id):

@@ -3,8 +3,9 @@
 Reports come from the user stream, from REST answers (place, cancel, query) and from the
 gap-fill; :meth:`ExecutionLog.emit` drops any whose ``venue_event_id`` is known already (the
 venue identity: order id + what happened, see ``services.venue.events``), so a fact seen on two
-paths reaches the kernel once. Each report keeps its exchange time (in the event) and its
-receive time (beside it, in the entry).
+paths reaches the kernel once. Each report keeps its exchange time and its receive time (the
+adapter's clock when the fact arrived) side by side in the event (``exchange_time``,
+``receive_time``); a report built without a receive time gets the time it reached the log.
 
 Positions are ``"<epoch>-<sequence>"``: ordered within one process. A position of an earlier
 process (another epoch) replays everything this process holds, which starts with the
@@ -91,9 +92,12 @@ class ExecutionLog:
 
     def emit(self, events: Iterable[venue_event_pb2.VenueEvent], *, source: str) -> list[venue_event_pb2.VenueEvent]:
         """Appends the events not seen before, in order; returns those appended."""
-        received = time.time_ns() // 1_000_000
+        now = time.time_ns() // 1_000_000
         added = []
         for event in events:
+            if not event.HasField("receive_time"):
+                event.receive_time.FromMilliseconds(now)
+            received = event.receive_time.ToMilliseconds()
             if event.venue_event_id in self._seen:
                 self._metrics.duplicates.inc()
                 continue

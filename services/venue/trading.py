@@ -157,7 +157,8 @@ class Trading:
     def _local_reject(self, cid: str, symbol: str, reason: str) -> Events:
         log.warning("order_refused_locally", client_order_id=cid, symbol=symbol, reason=reason)
         # A local decision: its time is this service's (no exchange was involved).
-        event = ev.rejected(cid, symbol, reason, exchange_ms=_now_ms())
+        now = _now_ms()
+        event = ev.rejected(cid, symbol, reason, exchange_ms=now, received_ms=now)
         self._log.emit([event], source="local")
         return [event]
 
@@ -226,7 +227,13 @@ class Trading:
                     if found is not None:
                         return found
                 reason = f"BingX {error.code}: {error.msg}"
-                refused = ev.rejected(cid, order.symbol, reason, exchange_ms=_answer_time(error.exchange_ms, "place"))
+                refused = ev.rejected(
+                    cid,
+                    order.symbol,
+                    reason,
+                    exchange_ms=_answer_time(error.exchange_ms, "place"),
+                    received_ms=_now_ms(),
+                )
                 log.warning("order_rejected", client_order_id=cid, symbol=order.symbol, code=error.code, msg=error.msg)
                 self._log.emit([refused], source="place")
                 return [refused]
@@ -336,9 +343,10 @@ class Trading:
                 venue_order_id=record.order_id,
                 client_order_id=record.client_order_id,
                 status=record.raw_status,
-                action="reported as UNKNOWN: acceptance and fills only, never a guessed state",
+                action="UNKNOWN event (and the fills), never an acceptance or a guessed state",
             )
-        return ev.order_events(record, fills)
+        # Received when the last REST answer about the order (the order or its fills) arrived.
+        return ev.order_events(record, fills, received_ms=_now_ms())
 
     async def query(self, symbol: str, cid: str, order_id: str, *, source: str) -> Events | None:
         """The order's truth (also appended to the log); None when the venue has no such order."""
@@ -358,7 +366,10 @@ class Trading:
         found = await self.query(symbol, order.client_order_id, order.venue_order_id, source="query")
         if found is not None:
             return found
-        return [ev.rejected(order.client_order_id, symbol, "not found", exchange_ms=_now_ms(), suffix="notfound")]
+        now = _now_ms()
+        return [
+            ev.rejected(order.client_order_id, symbol, "not found", exchange_ms=now, received_ms=now, suffix="notfound")
+        ]
 
     def _symbol_of(self, symbol: str, cid: str, order_id: str) -> str:
         if cid:
@@ -422,7 +433,7 @@ class Trading:
         return [*found, *refusal]
 
     def _cancel_rejection(self, key: str, cid: str, symbol: str, reason: str, exchange_ms: int) -> Events:
-        event = ev.cancel_rejected(key, cid, symbol, reason, exchange_ms=exchange_ms)
+        event = ev.cancel_rejected(key, cid, symbol, reason, exchange_ms=exchange_ms, received_ms=_now_ms())
         log.warning("cancel_rejected", client_order_id=cid, symbol=symbol, reason=reason)
         self._log.emit([event], source="cancel")
         return [event]

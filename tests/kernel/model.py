@@ -140,6 +140,8 @@ class EventKind(enum.Enum):
     CANCELLED = enum.auto()
     CANCEL_REJECTED = enum.auto()
     EXPIRED = enum.auto()
+    # venue_event.proto: a status the venue service does not know.
+    UNKNOWN = enum.auto()
 
 
 FILL_KINDS = frozenset({EventKind.PARTIAL_FILL, EventKind.FILL})
@@ -181,12 +183,16 @@ class Anomaly(enum.Enum):
     STALE_EVENT = enum.auto()
     STATE_CONFLICT = enum.auto()
     ORDER_MISMATCH = enum.auto()
+    UNKNOWN_STATUS = enum.auto()
 
 
 class CommandKind(enum.Enum):
     PLACE = enum.auto()
     CANCEL = enum.auto()
+    # QueryOrder after a cancel reject (QUERY_REASON_CANCEL_REJECTED).
     QUERY = enum.auto()
+    # QueryOrder after an UNKNOWN status (QUERY_REASON_UNKNOWN_STATUS).
+    QUERY_UNKNOWN_STATUS = enum.auto()
 
 
 @dataclass(frozen=True)
@@ -542,6 +548,7 @@ class KernelModel:
                 EventKind.CANCELLED: self._cancelled,
                 EventKind.EXPIRED: self._cancelled,
                 EventKind.CANCEL_REJECTED: self._cancel_rejected,
+                EventKind.UNKNOWN: self._unknown_status,
             }
             return handlers[event.kind](slot, order, event)
 
@@ -657,6 +664,20 @@ class KernelModel:
             self._move(slot, SlotState.EXIT_PENDING if pending else SlotState.EXIT_WORKING)
         # Is the order still working or already done? Ask the venue.
         return Result(Code.OK, commands=((CommandKind.QUERY, order.client_order_id),))
+
+    def _unknown_status(self, slot: Slot, order: Order, event: VenueEvent) -> Result:
+        """venue_event.proto (VENUE_EVENT_KIND_UNKNOWN): nothing is assumed about the order.
+
+        The event id is remembered (a repeat is a duplicate) and nothing else changes: not the
+        slot's state, not the order's status, fills or venue id. An anomaly and a QueryOrder.
+        """
+        del slot
+        order.seen_event_ids.add(event.event_id)
+        return Result(
+            Code.OK,
+            commands=((CommandKind.QUERY_UNKNOWN_STATUS, order.client_order_id),),
+            anomalies=frozenset({Anomaly.UNKNOWN_STATUS}),
+        )
 
     def _finish(self, slot: Slot, order: Order) -> None:
         """The order is over at the venue and all its fills are in: retire it, settle the slot."""

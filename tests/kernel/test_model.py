@@ -161,6 +161,8 @@ def event_pb(event: m.VenueEvent, time_ns: int) -> venue_event_pb2.VenueEvent:
         client_order_id=event.client_order_id,
         venue_event_id=event.event_id,
         exchange_time=timestamp(time_ns),
+        # The venue service's clock (venue_event.proto): the kernel judges without it.
+        receive_time=timestamp(time_ns + 3_000_000),
     )
     if event.venue_order_id is not None:
         message.venue_order_id = event.venue_order_id
@@ -177,6 +179,8 @@ def event_pb(event: m.VenueEvent, time_ns: int) -> venue_event_pb2.VenueEvent:
         message.fee_asset = SETTLEMENT_ASSET
     if event.kind in {m.EventKind.ORDER_REJECTED, m.EventKind.CANCEL_REJECTED}:
         message.reason = "refused by the venue"
+    if event.kind is m.EventKind.UNKNOWN:
+        message.reason = "status 'SOMETHING_NEW'"
     return message
 
 
@@ -426,8 +430,15 @@ class KernelModelMachine(RuleBasedStateMachine):
             ("cancel_order" if kind is m.CommandKind.CANCEL else "query_order", cid) for kind, cid in result.commands
         ]
         assert others == expected_others
-        for command in commands_of(outcome, "query_order"):
-            assert command.query_order.reason == command_pb2.QUERY_REASON_CANCEL_REJECTED
+        reasons = [c.query_order.reason for c in commands_of(outcome, "query_order")]
+        expected_reasons = [
+            command_pb2.QUERY_REASON_UNKNOWN_STATUS
+            if kind is m.CommandKind.QUERY_UNKNOWN_STATUS
+            else command_pb2.QUERY_REASON_CANCEL_REJECTED
+            for kind, _ in result.commands
+            if kind is not m.CommandKind.CANCEL
+        ]
+        assert reasons == expected_reasons
 
     def _check_ledger(self, outcome: outcome_pb2.Outcome, result: m.Result, before: m.KernelModel) -> None:
         entries = list(outcome.ledger_entries)
@@ -691,6 +702,13 @@ class KernelModelMachine(RuleBasedStateMachine):
         """CANCEL_REJECTED: stale without a cancel pending, else back to working and a QueryOrder."""
         order = self._live(pick, prefer=(lambda o: o.cancel_requested) if aim else None)
         self._venue(m.VenueEvent(m.EventKind.CANCEL_REJECTED, order.client_order_id, self._next("e")))
+
+    @precondition(has_live_order)
+    @rule(pick=picks)
+    def unknown_status(self, pick: int) -> None:
+        """UNKNOWN: a status the venue service does not know; nothing changes, the order is queried."""
+        order = self._live(pick)
+        self._venue(m.VenueEvent(m.EventKind.UNKNOWN, order.client_order_id, self._next("e")))
 
     @precondition(has_live_order)
     @rule(pick=picks, kind=st.sampled_from(list(m.EventKind)), wrong_symbol=st.booleans())

@@ -72,3 +72,31 @@ async def test_memory_is_bounded_and_forgets_the_oldest() -> None:
     assert not await copies.is_copy(event("e1")), "forgotten: judged by the kernel again"
     assert await copies.is_copy(event("e2"))
     assert await copies.is_copy(event("e3"))
+
+
+def received(copy: venue_event_pb2.VenueEvent, ms: int) -> venue_event_pb2.VenueEvent:
+    copy.receive_time.FromMilliseconds(ms)
+    return copy
+
+
+async def test_copies_that_differ_only_in_receive_time_are_one_fact() -> None:
+    copies = EventCopies(memory=8)
+    copies.track(received(event("e1"), 1_700_000_000_100), judged(accepted=True))
+    copies.track(event("e2"), judged(accepted=True))
+    await settle()
+    assert await copies.is_copy(received(event("e1"), 1_700_000_000_105)), "the stream copy, received later"
+    assert await copies.is_copy(event("e1")), "a copy without a receive time"
+    assert await copies.is_copy(received(event("e2"), 1_700_000_000_200)), "original without one, copy with"
+    assert not await copies.is_copy(received(event("e1", quantity="0.02"), 1_700_000_000_100)), "other bytes"
+    assert copies.skipped == 3
+
+
+async def test_a_receive_time_copy_of_an_event_being_judged_waits_for_that_judgement() -> None:
+    copies = EventCopies(memory=8)
+    pending: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+    copies.track(received(event("e1"), 1), pending)
+    check = asyncio.create_task(copies.is_copy(received(event("e1"), 2)))
+    await settle()
+    assert not check.done()
+    pending.set_result(Committed(outcome=outcome_pb2.Outcome(accepted=True), record=None))
+    assert await asyncio.wait_for(check, 5)

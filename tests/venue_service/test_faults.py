@@ -180,7 +180,12 @@ async def test_an_unknown_status_is_never_taken_as_accepted_and_is_queried(venue
     await asyncio.wait_for(venue.adapter.updates_settled(), 5)
     assert venue.adapter.client.calls.get("GET /openApi/swap/v2/trade/order", 0) == queries + 1
     assert venue.adapter.metrics.unknown_status._value.get() == 1
-    assert Counter(venue.kinds("pk-odd")) == Counter({"ORDER_ACCEPTED": 1})
+    # An explicit UNKNOWN (the stream's update type and status in its reason), never a second ack.
+    assert Counter(venue.kinds("pk-odd")) == Counter({"ORDER_ACCEPTED": 1, "UNKNOWN": 1})
+    unknown = facts.events[-1]
+    assert unknown.venue_event_id == f"{facts.venue_order_id}:unknown:REVISED"
+    assert "REVISED" in unknown.reason
+    assert unknown.HasField("receive_time")
 
 
 async def test_an_entry_sets_leverage_once_as_its_own_step(venue: Harness, sim: Sim) -> None:

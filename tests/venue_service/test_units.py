@@ -157,14 +157,17 @@ def test_exchange_times_are_kept_and_event_id_zero_is_a_real_id() -> None:
             },
         }
     )
-    event = stream_event(update)
+    event = stream_event(update, received_ms=1700000000200)
     assert event is not None
+    assert event.receive_time.ToMilliseconds() == 1700000000200  # beside it, never instead
     assert event.exchange_time.ToMilliseconds() == 1700000000100  # the trade time, not local time
     assert event.venue_order_id == "0"
     assert event.venue_event_id == "0:fill:1"
     assert event.fee.value == "0.05"  # BingX's negative = paid, flipped
     unknown = stream_update({"e": "ORDER_TRADE_UPDATE", "E": 1, "o": {"i": 5, "x": "NEW", "X": "SUSPENDED"}})
-    assert stream_event(unknown) is None  # never mapped to accepted
+    mapped = stream_event(unknown, received_ms=2)
+    assert mapped is not None
+    assert mapped.kind == venue_event_pb2.VENUE_EVENT_KIND_UNKNOWN  # never mapped to accepted
 
 
 def test_instruments_format_with_decimal_and_refuse_off_grid_values() -> None:

@@ -162,6 +162,8 @@ pub(crate) struct VenueEventView<'a> {
     pub fee_asset: &'a str,
     pub exchange_time: Option<prost_types::Timestamp>,
     pub reason: &'a str,
+    /// Validated only: the state machine never reads it (it is journaled with the input).
+    pub receive_time: Option<prost_types::Timestamp>,
 }
 
 impl<'a> From<&'a pb::VenueEvent> for VenueEventView<'a> {
@@ -181,6 +183,7 @@ impl<'a> From<&'a pb::VenueEvent> for VenueEventView<'a> {
             fee_asset: &m.fee_asset,
             exchange_time: m.exchange_time,
             reason: &m.reason,
+            receive_time: m.receive_time,
         }
     }
 }
@@ -399,6 +402,9 @@ fn venue_event(c: &mut Checker, m: &VenueEventView<'_>, cfg: &Config) -> Option<
     let event_id = c.id("venue_event.venue_event_id", m.venue_event_id);
     let symbol = c.symbol_opt("venue_event.symbol", m.symbol);
     let exchange_time = c.time("venue_event.exchange_time", &m.exchange_time);
+    // The adapter's receive time: checked like exchange_time, then left out of the
+    // domain input (no state, and so no state hash, depends on it).
+    c.time_opt("venue_event.receive_time", &m.receive_time);
     let reason = c.free_text("venue_event.reason", m.reason, 256);
     let raw_cumulative = c.decimal_text("venue_event.cumulative_quantity", m.cumulative_quantity);
     let cumulative = c.bounded("venue_event.cumulative_quantity", raw_cumulative, Decimal::ZERO, false, MAX_AMOUNT);

@@ -354,6 +354,8 @@ pub fn input(input: &Input, settlement_asset: &str) -> pb::KernelInput {
             },
             exchange_time: Some(time(e.exchange_time)),
             reason: e.reason.clone(),
+            // Not part of the domain input (validated, then dropped by decode).
+            receive_time: None,
         }),
         Payload::Mark(m) => {
             Wire::MarkPrice(pb::MarkPrice { symbol: m.symbol.to_string(), price: dec(m.price), exchange_time: None })

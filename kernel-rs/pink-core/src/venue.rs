@@ -88,6 +88,7 @@ impl Kernel {
             VenueEventKind::PartialFill | VenueEventKind::Fill => self.on_fill(cx, index, &event),
             VenueEventKind::Cancelled | VenueEventKind::Expired => self.on_final(cx, index, &event),
             VenueEventKind::CancelRejected => self.on_cancel_rejected(cx, index, &event),
+            VenueEventKind::Unknown => self.on_unknown_status(cx, index, &event),
             VenueEventKind::Unspecified => Err(Reject::field("venue_event.kind", "is required")),
         }
     }
@@ -529,6 +530,37 @@ impl Kernel {
         }
         self.transition(cx, index, to, TransitionCause::CancelRejected, Some(cid));
         self.order_command(cx, index, Some(QueryReason::CancelRejected));
+        Ok(())
+    }
+
+    /// UNKNOWN: the venue reported a status the adapter does not know. Nothing
+    /// is assumed about the order: no status, fill, venue id or slot state
+    /// changes (never an ack, never a fill). The event id is recorded, so a
+    /// second copy is a duplicate; the operator is told (reconcile needed) and
+    /// the order is queried, so the kernel's view converges from the venue's
+    /// answer. Routing, symbol and venue-id checks ran before, as for any event.
+    fn on_unknown_status(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        let anomaly = Anomaly::new(
+            AnomalyKind::UnknownStatus,
+            format!(
+                "venue reported status {:?} for {} which the adapter does not know; order left {} and queried",
+                event.reason,
+                order.client_order_id,
+                order.status.as_str_name()
+            ),
+        )
+        .slot(slot.id, slot.trade_id.as_ref())
+        .order(&order.client_order_id)
+        .event(&event.event_id)
+        .reconcile();
+        // Commit: the event id (dedup) and nothing else about the order.
+        if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
+            order.seen_event_ids.insert(event.event_id.clone());
+        }
+        cx.out.anomalies.push(anomaly);
+        self.order_command(cx, index, Some(QueryReason::UnknownStatus));
         Ok(())
     }
 

@@ -431,6 +431,7 @@ fn venue_event(bytes: &[u8]) -> Option<VenueEventView<'_>> {
             11 => m.fee_asset = r.str(wire_type)?,
             12 => m.exchange_time = Some(timestamp(r.bytes(wire_type)?)?),
             13 => m.reason = r.str(wire_type)?,
+            14 => m.receive_time = Some(timestamp(r.bytes(wire_type)?)?),
             _ => return None,
         }
         Some(())
@@ -638,6 +639,44 @@ mod tests {
             }
         }
         assert!(fast > 50 && checked > 10_000, "{fast} {checked}");
+    }
+
+    /// A venue event's receive time (tag 14): a valid one is taken by the fast
+    /// path and decodes as prost does; an invalid one is left to prost, which
+    /// names the field; every other field reads as before.
+    #[test]
+    fn receive_time_decodes_like_prost() {
+        let cfg = crate::testkit::config(1);
+        let at = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
+        let message = |kind: crate::pb::VenueEventKind, receive_time| crate::pb::KernelInput {
+            sequence: 0,
+            time: at(1_767_225_600, 0),
+            trace: None,
+            payload: Some(crate::pb::kernel_input::Payload::VenueEvent(crate::pb::VenueEvent {
+                kind: kind as i32,
+                client_order_id: "tk-1".into(),
+                venue_order_id: "v1".into(),
+                venue_event_id: "v1:unknown:X".into(),
+                symbol: "BTC-USDT".into(),
+                reason: "X".into(),
+                exchange_time: at(1_767_225_599, 1),
+                receive_time,
+                ..Default::default()
+            })),
+        };
+        for kind in [crate::pb::VenueEventKind::Unknown, crate::pb::VenueEventKind::OrderAccepted] {
+            for valid in [None, at(0, 0), at(1_767_225_600, 999_999_999)] {
+                let bytes = message(kind, valid).encode_to_vec();
+                assert!(input_matches(&bytes, &cfg), "{kind:?} {valid:?}");
+            }
+            for invalid in [at(-1, 0), at(1, -1), at(1, 1_000_000_000), at(i64::MAX, 0)] {
+                let bytes = message(kind, invalid).encode_to_vec();
+                assert!(!input_matches(&bytes, &cfg), "{invalid:?}");
+                let decoded = crate::decode::input(&message(kind, invalid), &cfg);
+                let violations = decoded.err().unwrap_or_default();
+                assert!(violations.iter().any(|v| v.field == "venue_event.receive_time"), "{violations:?}");
+            }
+        }
     }
 
     /// Whether the wire decoder took `bytes`; panics if it disagrees with prost.

@@ -371,3 +371,58 @@ fn control_updates_name_their_actor() {
     let out = step(&mut k, input(P::ControlUpdate(update("ops"))));
     assert!(out.accepted, "{out:?}");
 }
+
+/// receive_time (the adapter's clock, beside the venue's exchange_time) is checked
+/// like exchange_time, by the wire fast path and prost alike; a valid one changes
+/// nothing: the same outcome bytes and state hash as the event without it.
+#[test]
+fn receive_time_is_validated_and_changes_no_state() {
+    let at = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
+    let mut k = kernel();
+    assert!(step(&mut k, with_enter(|_| {})).accepted);
+    let base = T0 / 1_000_000_000;
+    rejects(&mut k, fill(|e| e.receive_time = at(-1, 0)), "venue_event.receive_time");
+    rejects(&mut k, fill(|e| e.receive_time = at(base, 1_000_000_000)), "venue_event.receive_time");
+    rejects(&mut k, fill(|e| e.receive_time = at(base, -1)), "venue_event.receive_time");
+    rejects(&mut k, fill(|e| e.receive_time = at(i64::MAX, 0)), "venue_event.receive_time");
+    let mut plain = kernel();
+    assert!(step(&mut plain, with_enter(|_| {})).accepted);
+    let with = step(&mut k, fill(|e| e.receive_time = at(base + 3, 250_000_000)));
+    let without = step(&mut plain, fill(|_| {}));
+    assert!(with.accepted, "{with:?}");
+    assert_eq!(with, without);
+    assert_eq!(k.state_hash(), plain.state_hash());
+}
+
+/// [H8] VENUE_EVENT_KIND_UNKNOWN through the byte entry point: accepted with the raw
+/// status as reason and a receive time; an UNKNOWN_STATUS anomaly and a QueryOrder.
+#[test]
+fn unknown_status_event_is_accepted_from_bytes() {
+    let mut k = kernel();
+    assert!(step(&mut k, with_enter(|_| {})).accepted);
+    let event = pb::VenueEvent {
+        kind: pb::VenueEventKind::Unknown as i32,
+        client_order_id: "tk-1".into(),
+        venue_order_id: "v1".into(),
+        venue_event_id: "v1:unknown:TRIGGERED".into(),
+        symbol: "BTC-USDT".into(),
+        reason: "TRIGGERED".into(),
+        exchange_time: Some(prost_types::Timestamp { seconds: T0 / 1_000_000_000, nanos: 0 }),
+        receive_time: Some(prost_types::Timestamp { seconds: T0 / 1_000_000_000 + 1, nanos: 5 }),
+        ..Default::default()
+    };
+    let out = step(&mut k, input(P::VenueEvent(event.clone())));
+    assert!(out.accepted, "{out:?}");
+    assert!(out.transitions.is_empty());
+    assert_eq!(out.anomalies.len(), 1);
+    assert_eq!(out.anomalies[0].kind, pb::AnomalyKind::UnknownStatus as i32);
+    assert!(out.anomalies[0].reconcile_needed);
+    let Some(pb::command::Command::QueryOrder(query)) = &out.commands[0].command else { panic!("{out:?}") };
+    assert_eq!(query.reason, pb::QueryReason::UnknownStatus as i32);
+    assert_eq!(query.client_order_id, "tk-1");
+    rejects(
+        &mut k,
+        input(P::VenueEvent(pb::VenueEvent { receive_time: None, exchange_time: None, ..event })),
+        "venue_event.exchange_time",
+    );
+}

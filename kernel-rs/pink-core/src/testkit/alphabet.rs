@@ -1,7 +1,7 @@
 //! The model checker's alphabet (ACCEPTANCE.md): enter, exit, cancel, ack,
 //! reject, partial, full, cancel-ack, cancel-reject, duplicate, stale,
 //! late-fill, mark, timer, plus cancel-gap (a cancel report that overtakes a
-//! fill report). Each symbol becomes the concrete input a policy or
+//! fill report); `WITH_UNKNOWN` adds an UNKNOWN status report. Each symbol becomes the concrete input a policy or
 //! venue would send in the current state; `Explorer::apply` steps it and
 //! checks every property after every step.
 
@@ -36,6 +36,9 @@ pub enum Symbol {
     LateFill,
     Mark,
     Timer,
+    /// An UNKNOWN status report for the slot's order. Not in `ALPHABET` (the
+    /// golden digest and `make verify` enumerate that one): `WITH_UNKNOWN`.
+    UnknownStatus,
 }
 
 pub const ALPHABET: [Symbol; 15] = [
@@ -54,6 +57,26 @@ pub const ALPHABET: [Symbol; 15] = [
     Symbol::LateFill,
     Symbol::Mark,
     Symbol::Timer,
+];
+
+/// `ALPHABET` plus the UNKNOWN status report (tests/unknown_status.rs explores it).
+pub const WITH_UNKNOWN: [Symbol; 16] = [
+    Symbol::Enter,
+    Symbol::Exit,
+    Symbol::Cancel,
+    Symbol::Ack,
+    Symbol::Reject,
+    Symbol::Partial,
+    Symbol::Full,
+    Symbol::CancelAck,
+    Symbol::CancelGap,
+    Symbol::CancelReject,
+    Symbol::Duplicate,
+    Symbol::Stale,
+    Symbol::LateFill,
+    Symbol::Mark,
+    Symbol::Timer,
+    Symbol::UnknownStatus,
 ];
 
 /// A driver plus what the properties need to remember across steps.
@@ -188,6 +211,11 @@ impl Explorer {
             Symbol::Timer => {
                 self.drv.advance(30 * SECOND);
                 Payload::Timer
+            }
+            Symbol::UnknownStatus => {
+                let mut event = self.event(slot, VenueEventKind::Unknown)?;
+                event.reason = "SOMETHING_NEW".into();
+                Payload::Venue(event)
             }
         };
         Some(payload)
