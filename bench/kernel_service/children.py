@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import sys
@@ -26,6 +25,7 @@ from bench.kernel_service.floor import serve_empty
 from bench.kernel_service.settings import START_TIMEOUT, BenchError
 from bench.kernel_service.stats import process_cpu_seconds
 from services.common.logging import configure_logging
+from services.launcher.children import inherited_env
 
 
 class Child:
@@ -130,7 +130,7 @@ class Children:
 
     async def kernel(self, data_dir: Path, venue_address: str, port: int, **settings: object) -> Child:
         """``python -m services.kernel`` with PINK_KERNEL_* settings (fsync on unless overridden)."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("PINK_", "OTEL_"))}
+        env = inherited_env()
         values: dict[str, object] = {
             "data_dir": data_dir,
             "venue_address": venue_address,

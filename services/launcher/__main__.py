@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -24,18 +23,13 @@ import grpc.aio
 
 from services.common.config import ConfigError, load_settings
 from services.common.proto import kernel_service_pb2_grpc
-from services.launcher.children import Child, ChildExitedError, child_process
+from services.launcher.children import Child, ChildExitedError, child_process, inherited_env
 from services.launcher.config import LaunchSettings
 from services.launcher.session import SessionError, run_session
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The simulator's start-up log event (it serves HTTP, not gRPC).
 SIM_LISTENING = "simulator_listening"
-
-
-def _base_env() -> dict[str, str]:
-    """The launcher's environment without any PINK_/OTEL_ setting: each child gets exactly its own."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(("PINK_", "OTEL_"))}
 
 
 def _printer(name: str, verbose: bool, out: TextIO) -> Callable[[str], None]:
@@ -67,7 +61,7 @@ async def _start(
 
 
 async def _platform(settings: LaunchSettings, run_dir: Path, out: TextIO) -> None:
-    base = _base_env()
+    base = inherited_env()
     async with AsyncExitStack() as stack:
         sim_env = base | {
             "PINK_SIM_PORT": "0",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,6 +35,12 @@ GRPC_STARTED = "grpc server started"
 _OUTPUT_TAIL = 40
 #: Longest output line read (a log line with a large field must not break the reader).
 _LINE_LIMIT = 16 * 1024 * 1024
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without any ``PINK_*`` or ``OTEL_*`` variable: a child is then
+    configured by exactly the settings its caller adds, never by what the shell happened to set."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("PINK_", "OTEL_"))}
 
 
 class ChildExitedError(RuntimeError):

@@ -12,14 +12,13 @@ port learnt from its start-up log line, readiness = gRPC health SERVING).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from services.common.config import env_var_name
 from services.kernel.config import KernelSettings
-from services.launcher.children import Child, child_process
+from services.launcher.children import Child, child_process, inherited_env
 
 __all__ = ["REPO_ROOT", "KernelProcess", "kernel_env", "kernel_process"]
 
@@ -32,7 +31,7 @@ def kernel_env(settings: KernelSettings) -> dict[str, str]:
     Every field is passed explicitly (defaults too), and no other ``PINK_*`` or ``OTEL_*``
     variable is inherited from the test's environment.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PINK_", "OTEL_"))}
+    env = inherited_env()
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue

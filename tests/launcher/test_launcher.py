@@ -4,12 +4,13 @@ kernel's gRPC API, and a clean shutdown of every child."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+
+from services.launcher.children import inherited_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Generous: three processes start (each imports grpc and protobuf), then two round trips.
@@ -31,7 +32,7 @@ def run_launcher(env: dict[str, str]) -> tuple[int, str, str]:
 
 
 def launcher_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PINK_", "OTEL_"))}
+    env = inherited_env()
     env["PINK_RUN_DATA_DIR"] = str(tmp_path)
     env.update({f"PINK_RUN_{name.upper()}": value for name, value in settings.items()})
     return env
