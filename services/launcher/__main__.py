@@ -4,14 +4,16 @@ Starts the BingX simulator, the venue service (simulator environment) and the ke
 as child processes, each on an ephemeral loopback port and each waited for until it is ready
 (the simulator's listening line; gRPC health SERVING for the services), runs the paper-trading
 session of :mod:`services.launcher.session`, then stops the children in reverse order with
-SIGTERM and checks that each shut down cleanly (exit status 0). Exit status: 0 on success,
-1 if anything failed (the failing child's last output is printed), 2 on invalid settings.
+SIGTERM and checks that each shut down cleanly (exit status 0); Ctrl-C or a SIGTERM to the
+launcher stops them the same way. Exit status: 0 on success, 1 if anything failed (the failing
+child's last output is printed), 2 on invalid settings, 130 after Ctrl-C, 143 after SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -30,6 +32,9 @@ from services.launcher.session import SessionError, run_session
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The simulator's start-up log event (it serves HTTP, not gRPC).
 SIM_LISTENING = "simulator_listening"
+#: Exit status after Ctrl-C or SIGTERM (128 + the signal, as a shell reports it).
+INTERRUPTED = 128 + signal.SIGINT
+TERMINATED = 128 + signal.SIGTERM
 
 
 def _printer(name: str, verbose: bool, out: TextIO) -> Callable[[str], None]:
@@ -88,15 +93,47 @@ async def _platform(settings: LaunchSettings, run_dir: Path, out: TextIO) -> Non
         kernel_port = await kernel.wait_serving(settings.start_seconds)
         out.write(f"kernel service SERVING on 127.0.0.1:{kernel_port}\n\n")
 
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{kernel_port}") as channel:
-            await run_session(kernel_service_pb2_grpc.KernelServiceStub(channel), settings, out)
-
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{kernel_port}") as channel:
+                await run_session(kernel_service_pb2_grpc.KernelServiceStub(channel), settings, out)
+        except asyncio.CancelledError:
+            # Ctrl-C (asyncio.run cancels this task): stop the services as on a normal end.
+            out.write("\ninterrupted: stopping the services\n")
+            await _stop_all((kernel, venue, sim), settings, out)
+            raise
         out.write("\n")
-        for child in (kernel, venue, sim):
-            status = await child.stop(settings.stop_seconds)
-            if status != 0:
-                raise ChildExitedError(f"{child.name} exited with {status} on SIGTERM:\n{child.output_tail()}")
-            out.write(f"stopped {child.name} (exit status 0)\n")
+        await _stop_all((kernel, venue, sim), settings, out)
+
+
+async def _stop_all(children: tuple[Child, ...], settings: LaunchSettings, out: TextIO) -> None:
+    """SIGTERM each child in turn (kernel first, so it never loses its venue while draining)."""
+    for child in children:
+        status = await child.stop(settings.stop_seconds)
+        if status != 0:
+            raise ChildExitedError(f"{child.name} exited with {status} on SIGTERM:\n{child.output_tail()}")
+        out.write(f"stopped {child.name} (exit status 0)\n")
+
+
+async def _run(settings: LaunchSettings, run_dir: Path, out: TextIO) -> bool:
+    """Runs the platform; True if SIGTERM stopped it (the services stopped as on Ctrl-C)."""
+    task = asyncio.current_task()
+    if task is None:  # unreachable under asyncio.run; narrows the type
+        raise RuntimeError("no running task")
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        await _platform(settings, run_dir, out)
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        task.uncancel()  # the cancellation was ours: SIGTERM, handled
+    return terminated
 
 
 def main() -> int:
@@ -110,10 +147,16 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=False)
     out.write(f"PINK paper trading on the BingX simulator; run directory {run_dir}\n")
     try:
-        asyncio.run(_platform(settings, run_dir, out))
+        terminated = asyncio.run(_run(settings, run_dir, out))
     except (ChildExitedError, SessionError, grpc.aio.AioRpcError, TimeoutError) as error:
         sys.stderr.write(f"run failed: {type(error).__name__}: {error}\n")
         return 1
+    except KeyboardInterrupt:
+        out.write("interrupted\n")
+        return INTERRUPTED
+    if terminated:
+        out.write("terminated\n")
+        return TERMINATED
     return 0
 
 

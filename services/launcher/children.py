@@ -28,6 +28,8 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 
+from services.common.logging import get_logger
+
 __all__ = ["GRPC_STARTED", "Child", "ChildExitedError", "child_process"]
 
 #: Log event of ``services.common.grpc_server`` carrying the bound ``port``.
@@ -35,6 +37,9 @@ GRPC_STARTED = "grpc server started"
 _OUTPUT_TAIL = 40
 #: Longest output line read (a log line with a large field must not break the reader).
 _LINE_LIMIT = 16 * 1024 * 1024
+#: Seconds a child that is still running when its context exits has to stop after SIGTERM.
+CLOSE_GRACE = 10.0
+_log = get_logger(__name__)
 
 
 def inherited_env() -> dict[str, str]:
@@ -182,10 +187,22 @@ class Child:
                 f"{self.name} did not stop within {seconds} s of SIGTERM and was killed:\n{self.output_tail()}"
             ) from None
 
-    async def close(self) -> None:
-        """SIGKILLs the child if it still runs, reaps it and stops reading its output."""
-        self.send(signal.SIGKILL)
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stops the child if it still runs (SIGTERM, SIGKILL after ``grace`` seconds), reaps it and
+        stops reading its output.
+
+        SIGTERM first: a service interrupted mid-run (Ctrl-C on ``make run``, a failed session)
+        still drains, writes its final snapshot and closes its journal; only one that does not
+        stop in time is killed (and that is logged).
+        """
         try:
+            if self.process.returncode is None:
+                self.send(signal.SIGTERM)
+                try:
+                    await self.wait(grace)
+                except TimeoutError:
+                    _log.warning("child_killed", child=self.name, pid=self.pid, grace_seconds=grace)
+                    self.send(signal.SIGKILL)
             await self.wait(30)
         finally:
             if not self._reader.done():
@@ -202,8 +219,10 @@ async def child_process(
     *,
     cwd: Path,
     on_line: Callable[[str], None] | None = None,
+    close_grace: float = CLOSE_GRACE,
 ) -> AsyncIterator[Child]:
-    """``python -m module`` under exactly ``env``; always killed (if still running) and reaped on exit."""
+    """``python -m module`` under exactly ``env``; on exit always stopped (if still running: SIGTERM,
+    then SIGKILL after ``close_grace`` seconds) and reaped."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -214,9 +233,12 @@ async def child_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         limit=_LINE_LIMIT,
+        # Its own process group: a terminal's Ctrl-C reaches the parent only, which then stops
+        # its children in order (kernel before venue before simulator), not all at once.
+        process_group=0,
     )
     child = Child(name, process, on_line)
     try:
         yield child
     finally:
-        await child.close()
+        await child.close(close_grace)
