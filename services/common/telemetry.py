@@ -13,6 +13,7 @@ the same one the gRPC interceptors use.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, TypeAlias
@@ -256,7 +257,7 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
                 span.record_exception(error)
         finally:
             span.end()
-            otel_context.detach(token)  # type: ignore[arg-type]
+            _restore(token)
 
     def _unary(self, method: str, attributes: dict[str, Any], behavior: _Behavior) -> _Behavior:
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -285,6 +286,23 @@ class ServerTracingInterceptor(grpc.aio.ServerInterceptor):
                 self._finish(span, token, context, error)
 
         return traced
+
+
+def _restore(token: object) -> None:
+    """Undoes the span's ``otel_context.attach`` where it was made.
+
+    A streaming handler whose client went away is closed by grpc or the event loop's async
+    generator finaliser from another task, that is in another ``contextvars.Context``: there
+    the reset is impossible (ValueError) and unneeded (the RPC's own context is gone with its
+    task), so it is skipped instead of OpenTelemetry logging "Failed to detach context".
+    """
+    if isinstance(token, contextvars.Token):
+        try:
+            token.var.reset(token)
+        except ValueError:
+            _log.debug("tracing_context_left_with_its_task")
+        return
+    otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def server_interceptors(provider: TracerProvider) -> list[grpc.aio.ServerInterceptor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -195,3 +196,46 @@ async def test_streams_and_server_errors_are_traced(provider: TracerProvider, ex
     assert [event.name for event in failed.events] == ["exception"], "the handler's exception is recorded"
     failed_call = spans[(f"/{SERVICE}/Broken", "CLIENT")]
     assert failed_call.status.status_code is trace.StatusCode.ERROR
+
+
+async def endless(_request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
+    index = 0
+    while True:
+        yield str(index).encode()
+        index += 1
+
+
+@pytest.mark.anyio
+async def test_a_stream_the_client_abandons_ends_its_span_without_a_context_error(
+    provider: TracerProvider, exporter: InMemorySpanExporter, log_stream: io.StringIO
+) -> None:
+    """A streaming handler left by its client is closed by grpc outside the RPC's own context
+    (GeneratorExit at a ``yield``, from another task): the span still ends, and restoring the
+    RPC's tracing context there is neither attempted in the wrong context nor logged as an error
+    (legacy-style noise: OpenTelemetry's "Failed to detach context" on every WatchRecords a
+    consumer leaves)."""
+    handler = grpc.method_handlers_generic_handler(SERVICE, {"Endless": grpc.unary_stream_rpc_method_handler(endless)})
+
+    def add(servicer: Any, server: grpc.aio.Server) -> None:
+        server.add_generic_rpc_handlers((servicer,))
+
+    server = GrpcServer(
+        loopback_settings(),
+        [ServiceBinding(name=SERVICE, add=add, servicer=handler)],
+        interceptors=server_interceptors(provider),
+        logger=get_logger("t"),
+    )
+    port = await server.start()
+    try:
+        for _ in range(3):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(f"/{SERVICE}/Endless")
+                call = stream(b"", timeout=10)
+                assert await call.read() == b"0"
+                call.cancel()
+    finally:
+        await server.stop()
+    gc.collect()  # an abandoned handler generator is finalised here at the latest
+    served = [s for s in exporter.get_finished_spans() if s.name == f"/{SERVICE}/Endless" and s.kind.name == "SERVER"]
+    assert len(served) == 3, "every abandoned stream's span ended"
+    assert "Failed to detach context" not in log_stream.getvalue()
