@@ -126,6 +126,7 @@ bench: install
 	$(BIN)/python -m bench.pyo3_bench --inputs $(STAMPS)/bench_inputs.bin --out bench/results/kernel_pyo3.json
 	$(BIN)/python -m bench.kernel_service --out bench/results/kernel_service.json
 	$(BIN)/python -m bench.venue --out bench/results/venue.json
+	$(BIN)/python -m bench.e2e --out bench/results/e2e.json
 	$(CARGO) run $(CARGO_MANIFEST) --release -p pink-core --features testkit --bin pink-verify -- \
 		--record bench/results/model_check.json
 

@@ -28,7 +28,7 @@ from services.common.proto import (
 )
 from services.launcher.config import LaunchSettings
 
-__all__ = ["SessionError", "Trade", "run_session"]
+__all__ = ["SessionError", "Trade", "run_session", "wait_for_marks"]
 
 if TYPE_CHECKING:
     # The async stub class exists only in the generated type stubs (grpc.aio channels).
@@ -152,7 +152,7 @@ def _print_account(account: account_pb2.Account, out: TextIO) -> None:
     out.write(f"  {'trades_closed':<16} {account.trades_closed}\n")
 
 
-async def _wait_for_marks(stub: Stub, symbols: set[str], seconds: float, out: TextIO) -> None:
+async def wait_for_marks(stub: Stub, symbols: set[str], seconds: float, out: TextIO) -> None:
     """Returns once the kernel has journaled a mark price of every symbol (a MARKET entry's
     notional is checked against it), reading the kernel's log from its start."""
     missing = set(symbols)
@@ -179,7 +179,7 @@ async def _wait_for_marks(stub: Stub, symbols: set[str], seconds: float, out: Te
 async def run_session(stub: Stub, settings: LaunchSettings, out: TextIO) -> list[Trade]:
     """Trades the session and prints it; returns the trades. Raises :class:`SessionError`."""
     legs = (_Leg(0, "BTC-USDT", settings.btc_size), _Leg(1, "ETH-USDT", settings.eth_size))
-    await _wait_for_marks(stub, {leg.symbol for leg in legs}, settings.order_seconds, out)
+    await wait_for_marks(stub, {leg.symbol for leg in legs}, settings.order_seconds, out)
     before = (await stub.GetAccount(kernel_service_pb2.GetAccountRequest(), timeout=10)).account
     trades: list[Trade] = []
     for round_no in range(1, settings.rounds + 1):
