@@ -140,6 +140,7 @@ async def run(intents: int, warmup: int, pause: float, size: str, out: Any) -> d
         "target_p50_ms": TARGET_P50_MS,
         "met": hops["total"]["p50_ms"] < TARGET_P50_MS,
         "hops": {name: hops[name] for name in HOPS},
+        "fills_via_execution_stream": sum(row["fill_streamed"] for row in rows) / len(rows),
     }
 
 
@@ -154,6 +155,7 @@ def render(doc: dict[str, Any]) -> list[str]:
         "  by hop (p50 / mean ms; exchange times are BingX milliseconds):",
     ]
     lines += [f"    {name:<36} {hop['p50_ms']:8.3f} {hop['mean_ms']:8.3f}" for name, hop in doc["hops"].items()]
+    lines.append(f"  fills that reached the kernel on the execution stream: {doc['fills_via_execution_stream']:.0%}")
     return lines
 
 

@@ -45,6 +45,8 @@ class _Order:
     intent_record_ns: int
     fill: venue_event_pb2.VenueEvent | None = None
     fill_record_ns: int = 0
+    #: The fill reached the kernel on the venue's execution stream (else in the PlaceOrder answer).
+    fill_streamed: bool = False
 
 
 def _ns(stamp: timestamp_pb2.Timestamp) -> int:
@@ -69,12 +71,15 @@ def _orders(records: Iterable[log_pb2.LogRecord]) -> dict[str, tuple[str, _Order
             event = record.input.venue_event
             order = by_order.get(event.client_order_id)
             if order is not None and order.fill is None and event.kind in _DONE:
-                by_order[event.client_order_id] = _Order(order.intent_record_ns, event, _ns(record.record_time))
+                by_order[event.client_order_id] = _Order(
+                    order.intent_record_ns, event, _ns(record.record_time), bool(record.venue_stream_position)
+                )
     return {intent_of[cid]: (cid, order) for cid, order in by_order.items()}
 
 
 def breakdown(sent: Sequence[Sent], records: Iterable[log_pb2.LogRecord]) -> list[dict[str, float]]:
-    """Per intent, each hop of :data:`HOPS` in microseconds (and ``total``)."""
+    """Per intent, each hop of :data:`HOPS` in microseconds, ``total``, and ``fill_streamed`` (1.0
+    when the fill reached the kernel on the execution stream, 0.0 in the PlaceOrder answer)."""
     orders = _orders(records)
     rows = []
     for item in sent:
@@ -89,5 +94,6 @@ def breakdown(sent: Sequence[Sent], records: Iterable[log_pb2.LogRecord]) -> lis
         points = (item.sent_ns, order.intent_record_ns, exchange, received, order.fill_record_ns, item.answered_ns)
         hops = {name: (points[i + 1] - points[i]) / 1000 for i, name in enumerate(HOPS)}
         hops["total"] = (item.answered_ns - item.sent_ns) / 1000
+        hops["fill_streamed"] = float(order.fill_streamed)
         rows.append(hops)
     return rows

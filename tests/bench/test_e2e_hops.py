@@ -48,6 +48,7 @@ def test_hops_follow_the_records_and_add_up_to_the_client_latency() -> None:
     (row,) = breakdown([Sent("i1", t, t + 12 * MS)], records)
     assert [row[name] for name in HOPS] == [1000.0, 3000.0, 2000.0, 3000.0, 3000.0]
     assert row["total"] == sum(row[name] for name in HOPS) == 12000.0
+    assert row["fill_streamed"] == 0.0, "no stream position: the fill came in the PlaceOrder answer"
 
 
 def test_an_intent_without_its_fill_in_the_log_is_an_error_not_a_figure() -> None:
