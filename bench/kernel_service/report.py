@@ -70,6 +70,28 @@ def _settings_json(options: Options) -> dict[str, object]:
     }
 
 
+def _cpu_bound(empty: Load, intents: Load) -> dict[str, float]:
+    """What the machine allows the sustained ratio, whatever the kernel does.
+
+    The run's other processes (the client and the venue double) need CPU for every intent too,
+    and they share the machine's cores with the kernel: ``cores / their CPU per intent`` is the
+    rate of a kernel that costs nothing, ``cores / (theirs + an empty RPC's server CPU)`` that of
+    a kernel whose only cost is the RPC itself. Both as ratios to the empty RPC's rate.
+    """
+    cores = os.cpu_count() or 1
+    spent = intents.cpu_per_call_us()
+    others_us = spent.get("client", 0.0) + spent.get("venue", 0.0)
+    rpc_us = empty.cpu_per_call_us().get("empty_server", 0.0)
+    if others_us <= 0 or empty.per_second <= 0:
+        return {}
+    return {
+        "cores": cores,
+        "client_and_venue_cpu_us_per_intent": round(others_us, 1),
+        "max_ratio_zero_cost_kernel": _ratio(cores * 1e6 / others_us, empty.per_second),
+        "max_ratio_kernel_at_empty_rpc_cost": _ratio(cores * 1e6 / (others_us + rpc_us), empty.per_second),
+    }
+
+
 def _live_json(live: LiveResults) -> dict[str, object]:
     floor_us = live.empty_c1.latency.p50_us + live.fsync.p50_us
     latency_ratio = _ratio(live.intent_c1.latency.p50_us, floor_us)
@@ -112,6 +134,7 @@ def _live_json(live: LiveResults) -> dict[str, object]:
             "ratio_p99": p99_ratio,
             "target_p99_ratio_max": TARGET_P99_RATIO,
             "p99_met": p99_ratio <= TARGET_P99_RATIO,
+            "cpu_bound": _cpu_bound(empty_load, intent_load),
         },
         "live_journal": {"records": live.live_records, "record_mean_bytes": round(live.live_record_bytes, 1)},
     }
@@ -211,6 +234,19 @@ def _server(load: dict[str, Any]) -> str:
     )
 
 
+def _bound_lines(bound: dict[str, Any]) -> list[str]:
+    if not bound:
+        return []
+    return [
+        (
+            f"  CPU bound on {bound['cores']} cores: the client and the venue double alone spend "
+            f"{bound['client_and_venue_cpu_us_per_intent']:.0f} us per intent, so a kernel costing nothing would reach "
+            f"at most {bound['max_ratio_zero_cost_kernel']:.2f}x the empty RPC, one costing an empty RPC's server CPU "
+            f"{bound['max_ratio_kernel_at_empty_rpc_cost']:.2f}x"
+        )
+    ]
+
+
 def render(doc: dict[str, Any]) -> list[str]:
     """The readable summary of :func:`to_json`'s document."""
     floor, c1, isolated = doc["floor"], doc["submit_intent_c1"], doc["submit_intent_c1_isolated"]
@@ -245,6 +281,7 @@ def render(doc: dict[str, Any]) -> list[str]:
             f"(target <= {TARGET_P99_RATIO}: {_verdict(sustained['p99_met'])})"
         ),
         f"  CPU us per intent: {_cpu(intent_load)}; {_server(intent_load)}; empty RPC: {_cpu(empty_load)}",
+        *_bound_lines(sustained.get("cpu_bound") or {}),
         (
             f"MarkPrice c={concurrency} (journaled, no venue traffic): {mark_load['per_second']:7.0f}/s  "
             f"{_lat(mark_load)}  ratio {sustained['mark_price_ratio_throughput']:.2f}; CPU us per call: "
