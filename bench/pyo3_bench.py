@@ -16,7 +16,6 @@ Usage: python -m bench.pyo3_bench --inputs PATH [--rounds N] [--out PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import struct
 import sys
 import time
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pink_kernel
+from bench.results_file import publish
 from services.common.proto import snapshot_pb2
 
 TARGET_INPUTS_PER_SECOND = 300_000
@@ -161,10 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, BenchError, pink_kernel.KernelError, pink_kernel.DecodeError) as error:
         sys.stderr.write(f"pyo3_bench: {error}\n")
         return 1
-    sys.stdout.write("\n".join(render(result)) + "\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(to_json(result), indent=2) + "\n")
-    sys.stdout.write(f"wrote {args.out}\n")
+    publish(render(result), to_json(result), args.out)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import statistics
 import sys
@@ -28,6 +27,7 @@ import grpc.aio
 from google.protobuf import duration_pb2
 
 from bench.e2e.hops import HOPS, HopError, Sent, breakdown
+from bench.results_file import publish
 from services.common.proto import intent_pb2, kernel_service_pb2, kernel_service_pb2_grpc, log_pb2, types_pb2
 from services.launcher.children import ChildExitedError
 from services.launcher.platform import PlatformOptions, start_platform, stop_platform
@@ -174,10 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ChildExitedError, SessionError, HopError, grpc.aio.AioRpcError, OSError) as error:
         sys.stderr.write(f"e2e bench: {type(error).__name__}: {error}\n")
         return 1
-    sys.stdout.write("\n".join(render(doc)) + "\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    sys.stdout.write(f"wrote {args.out}\n")
+    publish(render(doc), doc, args.out)
     return 0
 
 

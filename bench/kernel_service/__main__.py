@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -24,6 +23,7 @@ from bench.kernel_service.live import run_live
 from bench.kernel_service.replay import run_replay
 from bench.kernel_service.report import Results, render, to_json
 from bench.kernel_service.settings import BenchError, Options
+from bench.results_file import publish
 from services.common.logging import configure_logging
 
 DEFAULT_OUT: Final = Path("bench/results/kernel_service.json")
@@ -76,10 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, BenchError, grpc.aio.AioRpcError, pink_kernel.KernelError) as error:
         sys.stderr.write(f"{PROG}: {error}\n")
         return 1
-    sys.stdout.write("\n".join(render(doc)) + "\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    sys.stdout.write(f"wrote {args.out}\n")
+    publish(render(doc), doc, args.out)
     return 0
 
 

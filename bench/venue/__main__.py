@@ -16,12 +16,12 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from bench.results_file import publish
 from services.common.logging import configure_logging
 from services.common.proto import command_pb2, types_pb2, venue_service_pb2
 from services.venue.config import VenueSettings
@@ -137,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     configure_logging("pink-venue-bench", "WARNING")
     results = asyncio.run(run(options.orders, options.idle_seconds))
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    publish(json.dumps(results, indent=2).splitlines(), results, options.out)
     return 0
 
 
