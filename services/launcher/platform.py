@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -31,10 +31,6 @@ class PlatformOptions:
     start_seconds: float
     #: Print every child log line, not only warnings and errors.
     verbose: bool = False
-    #: More settings of each child (``PINK_SIM_*``, ``PINK_VENUE_*``, ``PINK_KERNEL_*``).
-    sim_env: Mapping[str, str] = field(default_factory=dict)
-    venue_env: Mapping[str, str] = field(default_factory=dict)
-    kernel_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,11 +71,9 @@ async def start_platform(stack: AsyncExitStack, options: PlatformOptions, out: T
     the kernel is SERVING. Raises :class:`ChildExitedError` if one exits or is not ready in time."""
     base = inherited_env()
 
-    async def start(name: str, module: str, env: Mapping[str, str], extra: Mapping[str, str]) -> Child:
+    async def start(name: str, module: str, env: Mapping[str, str]) -> Child:
         on_line = log_printer(name, options.verbose, out)
-        child = await stack.enter_async_context(
-            child_process(name, module, {**env, **extra}, cwd=REPO_ROOT, on_line=on_line)
-        )
+        child = await stack.enter_async_context(child_process(name, module, env, cwd=REPO_ROOT, on_line=on_line))
         out.write(f"started {name} (pid {child.pid})\n")
         return child
 
@@ -88,7 +82,7 @@ async def start_platform(stack: AsyncExitStack, options: PlatformOptions, out: T
         "PINK_SIM_SEED": str(options.seed),
         "PINK_SIM_TICK_SECONDS": str(options.price_tick_seconds),
     }
-    sim = await start("simulator", "services.venue.sim", sim_env, options.sim_env)
+    sim = await start("simulator", "services.venue.sim", sim_env)
     listening = await sim.log_event(SIM_LISTENING, options.start_seconds)
     try:
         sim_port = int(listening["port"])
@@ -97,7 +91,7 @@ async def start_platform(stack: AsyncExitStack, options: PlatformOptions, out: T
     out.write(f"simulator listening on 127.0.0.1:{sim_port}\n")
 
     venue_env = base | {"PINK_VENUE_ENVIRONMENT": "simulator", "PINK_VENUE_REST_URL": f"http://127.0.0.1:{sim_port}"}
-    venue = await start("venue", "services.venue", venue_env, options.venue_env)
+    venue = await start("venue", "services.venue", venue_env)
     venue_port = await venue.wait_serving(options.start_seconds)
     out.write(f"venue service SERVING on 127.0.0.1:{venue_port}\n")
 
@@ -105,7 +99,7 @@ async def start_platform(stack: AsyncExitStack, options: PlatformOptions, out: T
         "PINK_KERNEL_DATA_DIR": str(options.run_dir / "kernel"),
         "PINK_KERNEL_VENUE_ADDRESS": f"127.0.0.1:{venue_port}",
     }
-    kernel = await start("kernel", "services.kernel", kernel_env, options.kernel_env)
+    kernel = await start("kernel", "services.kernel", kernel_env)
     kernel_port = await kernel.wait_serving(options.start_seconds)
     out.write(f"kernel service SERVING on 127.0.0.1:{kernel_port}\n")
     return Platform(sim, venue, kernel, sim_port, venue_port, kernel_port)
