@@ -79,10 +79,56 @@ fn scale_up(mantissa: i128, exp: u32) -> Option<i128> {
     }
 }
 
+/// Mantissa and scale of a decimal whose mantissa is below 2^63 in magnitude
+/// (money nearly always is), read from its parts without the i128 assembly.
+#[inline(always)]
+fn small(value: &Decimal) -> Option<(i64, u32)> {
+    let parts = value.unpack();
+    if parts.hi != 0 {
+        return None;
+    }
+    let magnitude = i64::try_from((u64::from(parts.mid) << 32) | u64::from(parts.lo)).ok()?;
+    Some((if parts.negative { magnitude.wrapping_neg() } else { magnitude }, parts.scale))
+}
+
+/// Small mantissas (see `small`) at a common scale, when the alignment
+/// factor is at most 10^9: each is then below 2^93, so sums, differences and
+/// comparisons of them are exact in i128 and a sum is below 2^94, which every
+/// decimal mantissa holds.
+#[inline(always)]
+fn align_small(a: &Decimal, b: &Decimal) -> Option<(i128, i128, u32)> {
+    let (ma, sa) = small(a)?;
+    let (mb, sb) = small(b)?;
+    if sa == sb {
+        return Some((i128::from(ma), i128::from(mb), sa));
+    }
+    let scale = sa.max(sb);
+    let up = |m: i64, s: u32| -> Option<i128> {
+        let exp = scale.checked_sub(s)?;
+        if exp > 9 {
+            return None;
+        }
+        Some(i128::from(m).wrapping_mul(pow10(exp)?))
+    };
+    Some((up(ma, sa)?, up(mb, sb)?, scale))
+}
+
 /// Applies `op` to the aligned mantissas; if alignment or the result does not
-/// fit, tries again with trailing zeros removed (the slow path).
-#[inline]
+/// fit, tries again with trailing zeros removed (the slow path). Small
+/// operands (`align_small`) take the same arithmetic without the checks they
+/// cannot fail.
+#[inline(always)]
 fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
+    if let Some((ma, mb, scale)) = align_small(&a, &b) {
+        if let Some(Ok(value)) = op(ma, mb).map(|m| Decimal::try_from_i128_with_scale(m, scale)) {
+            return Some(value);
+        }
+    }
+    combine_general(a, b, op)
+}
+
+#[inline(never)]
+fn combine_general(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
     let fast = align((a.mantissa(), a.scale()), (b.mantissa(), b.scale()))
         .and_then(|(ma, mb, scale)| build(op(ma, mb)?, scale));
     if fast.is_some() {
@@ -93,8 +139,16 @@ fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> O
 }
 
 /// `a.cmp(&b)` (the same order as `Decimal`'s), on the aligned mantissas when they fit.
-#[inline]
+#[inline(always)]
 pub fn cmp(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    match align_small(&a, &b) {
+        Some((ma, mb, _)) => ma.cmp(&mb),
+        None => cmp_general(a, b),
+    }
+}
+
+#[inline(never)]
+fn cmp_general(a: Decimal, b: Decimal) -> std::cmp::Ordering {
     match align((a.mantissa(), a.scale()), (b.mantissa(), b.scale())) {
         Some((ma, mb, _)) => ma.cmp(&mb),
         None => a.cmp(&b),
@@ -120,13 +174,13 @@ pub fn max(a: Decimal, b: Decimal) -> Decimal {
 }
 
 /// `a + b`, exactly.
-#[inline]
+#[inline(always)]
 pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
     combine(a, b, i128::checked_add)
 }
 
 /// `a - b`, exactly.
-#[inline]
+#[inline(always)]
 pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
     combine(a, b, i128::checked_sub)
 }
@@ -571,6 +625,18 @@ mod tests {
                 prop_assert_eq!(sub(s, y), Some(x));
                 prop_assert_eq!(s, x + y);
             }
+        }
+
+        #[test]
+        fn add_sub_cmp_match_reference(a in any::<i64>(), sa in 0u32..29, b in any::<i64>(), sb in 0u32..29, wide in 0u32..3) {
+            // Mantissas below and above 2^63 and scale gaps on both sides of 10^9.
+            let x = Decimal::from_i128_with_scale(i128::from(a) << (wide * 16), sa);
+            let y = Decimal::new(b, sb);
+            let same = |p: Option<Decimal>, q: Option<Decimal>| p.map(|v| v.serialize()) == q.map(|v| v.serialize());
+            prop_assert!(same(add(x, y), reference(x, y, i128::checked_add)));
+            prop_assert!(same(sub(x, y), reference(x, y, i128::checked_sub)));
+            prop_assert!(same(sub(y, x), reference(y, x, i128::checked_sub)));
+            prop_assert_eq!(cmp(x, y), x.cmp(&y));
         }
 
         #[test]
