@@ -85,13 +85,13 @@ impl Checker {
         max: Decimal,
     ) -> Option<Decimal> {
         let value = value?;
-        let low = if min_exclusive { value <= min } else { value < min };
+        let low = if min_exclusive { num::cmp(value, min).is_le() } else { num::cmp(value, min).is_lt() };
         if low {
             let rel = if min_exclusive { ">" } else { ">=" };
             self.bad(field, format!("must be {rel} {}, got {}", num::to_text(min), num::to_text(value)));
             return None;
         }
-        if value > max {
+        if num::cmp(value, max).is_gt() {
             self.bad(field, format!("must be <= {}, got {}", num::to_text(max), num::to_text(value)));
             return None;
         }

@@ -107,7 +107,7 @@ impl Kernel {
                     num::to_text(instrument.quantity_step)
                 ),
             ));
-        } else if enter.size < instrument.min_quantity {
+        } else if num::cmp(enter.size, instrument.min_quantity).is_lt() {
             violations.push(crate::output::Violation::new(
                 "intent.target_size",
                 format!(
@@ -123,8 +123,8 @@ impl Kernel {
         if !violations.is_empty() {
             return Err(Reject::invalid(violations));
         }
-        let cap = control.max_leverage.min(self.cfg.hard_max_leverage);
-        if enter.leverage > cap {
+        let cap = num::min(control.max_leverage, self.cfg.hard_max_leverage);
+        if num::cmp(enter.leverage, cap).is_gt() {
             return Err(Reject::new(
                 DiagnosticCode::LeverageAboveLimit,
                 format!("leverage {} is above the limit {}", num::to_text(enter.leverage), num::to_text(cap)),
@@ -146,7 +146,7 @@ impl Kernel {
             },
         };
         let notional = num::mul(enter.size, price).ok_or_else(|| Reject::overflow("entry notional"))?;
-        if notional > control.max_notional_per_slot {
+        if num::cmp(notional, control.max_notional_per_slot).is_gt() {
             return Err(Reject::new(
                 DiagnosticCode::NotionalAboveLimit,
                 format!(
@@ -212,9 +212,11 @@ impl Kernel {
         let raw = num::mul(ratio, slot.book.entry_quantity).ok_or_else(|| Reject::overflow("exit leg size"))?;
         let target =
             num::floor_to_step(raw, instrument.quantity_step).ok_or_else(|| Reject::overflow("exit leg size"))?;
-        let quantity =
-            num::sub(target, slot.book.leg_filled).ok_or_else(|| Reject::overflow("exit leg size"))?.min(position);
-        if quantity < instrument.min_quantity || quantity <= Decimal::ZERO {
+        let quantity = num::min(
+            num::sub(target, slot.book.leg_filled).ok_or_else(|| Reject::overflow("exit leg size"))?,
+            position,
+        );
+        if num::cmp(quantity, instrument.min_quantity).is_lt() || num::cmp(quantity, Decimal::ZERO).is_le() {
             return Err(Reject::new(
                 DiagnosticCode::LegBelowMinQuantity,
                 format!(

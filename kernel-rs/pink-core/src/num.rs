@@ -26,6 +26,18 @@ const POW10: [i128; 39] = {
     table
 };
 
+/// 10^0 ..= 10^18: the powers of ten an i64 holds.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const POW10_I64: [i64; 19] = {
+    let mut table = [1_i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
 #[inline]
 fn pow10(exp: u32) -> Option<i128> {
     POW10.get(exp as usize).copied()
@@ -79,10 +91,80 @@ fn scale_up(mantissa: i128, exp: u32) -> Option<i128> {
     }
 }
 
+/// Mantissa and scale of a decimal whose mantissa is below 2^63 in magnitude
+/// (money nearly always is), read from its parts without the i128 assembly.
+#[inline(always)]
+fn small(value: &Decimal) -> Option<(i64, u32)> {
+    let parts = value.unpack();
+    if parts.hi != 0 {
+        return None;
+    }
+    let magnitude = i64::try_from((u64::from(parts.mid) << 32) | u64::from(parts.lo)).ok()?;
+    Some((if parts.negative { magnitude.wrapping_neg() } else { magnitude }, parts.scale))
+}
+
+/// Small mantissas (see `small`) at a common scale, when the alignment
+/// factor is at most 10^9: each is then below 2^93, so sums, differences and
+/// comparisons of them are exact in i128 and a sum is below 2^94, which every
+/// decimal mantissa holds.
+#[inline(always)]
+fn align_small(a: &Decimal, b: &Decimal) -> Option<(i128, i128, u32)> {
+    let (ma, sa) = small(a)?;
+    let (mb, sb) = small(b)?;
+    if sa == sb {
+        return Some((i128::from(ma), i128::from(mb), sa));
+    }
+    let scale = sa.max(sb);
+    let up = |m: i64, s: u32| -> Option<i128> {
+        let exp = scale.checked_sub(s)?;
+        if exp > 9 {
+            return None;
+        }
+        Some(i128::from(m).wrapping_mul(pow10(exp)?))
+    };
+    Some((up(ma, sa)?, up(mb, sb)?, scale))
+}
+
 /// Applies `op` to the aligned mantissas; if alignment or the result does not
-/// fit, tries again with trailing zeros removed (the slow path).
-#[inline]
-fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
+/// fit, tries again with trailing zeros removed (the slow path). Small
+/// operands (`align_small`) take the same arithmetic without the checks they
+/// cannot fail.
+#[inline(always)]
+fn combine(
+    a: Decimal,
+    b: Decimal,
+    op64: impl Fn(i64, i64) -> Option<i64>,
+    op: impl Fn(i128, i128) -> Option<i128>,
+) -> Option<Decimal> {
+    if let Some(value) = combine64(&a, &b, op64) {
+        return Some(value);
+    }
+    if let Some((ma, mb, scale)) = align_small(&a, &b) {
+        if let Some(Ok(value)) = op(ma, mb).map(|m| Decimal::try_from_i128_with_scale(m, scale)) {
+            return Some(value);
+        }
+    }
+    combine_general(a, b, op)
+}
+
+/// `combine` when the aligned mantissas and the result fit an i64 (checked):
+/// the same mantissa and scale as the i128 arithmetic, fewer instructions.
+#[inline(always)]
+fn combine64(a: &Decimal, b: &Decimal, op: impl Fn(i64, i64) -> Option<i64>) -> Option<Decimal> {
+    let (ma, sa) = small(a)?;
+    let (mb, sb) = small(b)?;
+    let (ma, mb, scale) = if sa == sb {
+        (ma, mb, sa)
+    } else {
+        let scale = sa.max(sb);
+        let up = |m: i64, s: u32| m.checked_mul(*POW10_I64.get(scale.checked_sub(s)? as usize)?);
+        (up(ma, sa)?, up(mb, sb)?, scale)
+    };
+    Decimal::try_new(op(ma, mb)?, scale).ok()
+}
+
+#[inline(never)]
+fn combine_general(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> Option<Decimal> {
     let fast = align((a.mantissa(), a.scale()), (b.mantissa(), b.scale()))
         .and_then(|(ma, mb, scale)| build(op(ma, mb)?, scale));
     if fast.is_some() {
@@ -93,8 +175,16 @@ fn combine(a: Decimal, b: Decimal, op: impl Fn(i128, i128) -> Option<i128>) -> O
 }
 
 /// `a.cmp(&b)` (the same order as `Decimal`'s), on the aligned mantissas when they fit.
-#[inline]
+#[inline(always)]
 pub fn cmp(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    match align_small(&a, &b) {
+        Some((ma, mb, _)) => ma.cmp(&mb),
+        None => cmp_general(a, b),
+    }
+}
+
+#[inline(never)]
+fn cmp_general(a: Decimal, b: Decimal) -> std::cmp::Ordering {
     match align((a.mantissa(), a.scale()), (b.mantissa(), b.scale())) {
         Some((ma, mb, _)) => ma.cmp(&mb),
         None => a.cmp(&b),
@@ -120,20 +210,29 @@ pub fn max(a: Decimal, b: Decimal) -> Decimal {
 }
 
 /// `a + b`, exactly.
-#[inline]
+#[inline(always)]
 pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    combine(a, b, i128::checked_add)
+    combine(a, b, i64::checked_add, i128::checked_add)
 }
 
 /// `a - b`, exactly.
-#[inline]
+#[inline(always)]
 pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
-    combine(a, b, i128::checked_sub)
+    combine(a, b, i64::checked_sub, i128::checked_sub)
 }
 
 /// `a * b`, exactly.
 #[inline]
 pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+    // Small operands whose product fits an i64 at a scale a decimal holds:
+    // the mantissa and scale `build` would give, without i128.
+    if let (Some((ma, sa)), Some((mb, sb))) = (small(&a), small(&b)) {
+        if let (Some(m), Some(scale)) = (ma.checked_mul(mb), sa.checked_add(sb)) {
+            if let Ok(value) = Decimal::try_new(m, scale) {
+                return Some(value);
+            }
+        }
+    }
     let fast = mul_mantissas(a.mantissa(), b.mantissa()).and_then(|m| build(m, a.scale().checked_add(b.scale())?));
     if fast.is_some() {
         return fast;
@@ -185,6 +284,11 @@ pub fn is_multiple(value: Decimal, step: Decimal) -> bool {
     if step <= Decimal::ZERO {
         return false;
     }
+    // Small operands at a common scale: a multiple exactly when the integer
+    // remainder is zero.
+    if let Some((mv, ms, _)) = align_small(&value, &step) {
+        return mv.checked_rem(ms) == Some(0);
+    }
     match value.checked_rem(step) {
         Some(rem) => rem.is_zero(),
         None => false,
@@ -214,7 +318,8 @@ pub fn to_text(value: Decimal) -> String {
 /// encoders write it without allocating.
 pub struct Text {
     buf: [u8; Text::CAPACITY],
-    len: usize,
+    /// The text is `buf[start..]`: it is written right to left.
+    start: usize,
 }
 
 impl Text {
@@ -222,56 +327,74 @@ impl Text {
     const CAPACITY: usize = 64;
 
     pub fn new(value: Decimal) -> Text {
-        let mut text = Text { buf: [0; Text::CAPACITY], len: 0 };
-        let mut buffer = itoa::Buffer::new();
-        let mantissa = value.mantissa().unsigned_abs();
-        // The same digits; 64-bit formatting is faster when the mantissa fits.
-        let digits = match u64::try_from(mantissa) {
-            Ok(small) => buffer.format(small),
-            Err(_) => buffer.format(mantissa),
-        };
-        let scale = value.scale() as usize;
-        // Split into integer and fraction digits, padding the fraction with zeros.
-        let (int_part, frac_padding, frac_digits) = match digits.len().checked_sub(scale) {
-            Some(split) => (digits.get(..split).unwrap_or(""), 0, digits.get(split..).unwrap_or("")),
-            None => ("", scale.saturating_sub(digits.len()), digits),
-        };
-        let frac_digits = frac_digits.trim_end_matches('0');
-        let frac_padding = if frac_digits.is_empty() { 0 } else { frac_padding };
-        let int_part = int_part.trim_start_matches('0');
-        if int_part.is_empty() && frac_digits.is_empty() {
-            text.push(b"0");
+        let mut text = Text { buf: [0; Text::CAPACITY], start: Text::CAPACITY };
+        let mut mantissa = value.mantissa().unsigned_abs();
+        let mut scale = value.scale();
+        // Trailing fraction zeros are not written.
+        while scale > 0 && mantissa != 0 {
+            let (rest, digit) = div10(mantissa);
+            if digit != 0 {
+                break;
+            }
+            mantissa = rest;
+            scale = scale.saturating_sub(1);
+        }
+        if mantissa == 0 {
+            text.put(b'0');
             return text;
         }
-        if value.is_sign_negative() {
-            text.push(b"-");
-        }
-        text.push(if int_part.is_empty() { b"0" } else { int_part.as_bytes() });
-        if !frac_digits.is_empty() {
-            text.push(b".");
-            for _ in 0..frac_padding {
-                text.push(b"0");
+        // Digits from the last, the point after `scale` of them, then a
+        // leading "0" if nothing is left before the point.
+        let mut fraction = scale;
+        loop {
+            let (rest, digit) = div10(mantissa);
+            mantissa = rest;
+            text.put(b'0'.wrapping_add(digit));
+            if fraction > 0 {
+                fraction = fraction.saturating_sub(1);
+                if fraction == 0 {
+                    text.put(b'.');
+                    if mantissa == 0 {
+                        text.put(b'0');
+                    }
+                }
             }
-            text.push(frac_digits.as_bytes());
+            if mantissa == 0 && fraction == 0 {
+                break;
+            }
+        }
+        if value.is_sign_negative() {
+            text.put(b'-');
         }
         text
     }
 
-    fn push(&mut self, bytes: &[u8]) {
-        let end = self.len.saturating_add(bytes.len());
-        if let Some(slot) = self.buf.get_mut(self.len..end) {
-            slot.copy_from_slice(bytes);
-            self.len = end;
+    fn put(&mut self, byte: u8) {
+        if let Some(start) = self.start.checked_sub(1) {
+            if let Some(slot) = self.buf.get_mut(start) {
+                *slot = byte;
+                self.start = start;
+            }
         }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
+        self.buf.get(self.start..).unwrap_or(&[])
     }
 
     pub fn as_str(&self) -> &str {
-        // Only ASCII digits, '-', '.' are ever pushed.
+        // Only ASCII digits, '-', '.' are ever written.
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+/// `(m / 10, m % 10)`, in 64-bit arithmetic when `m` fits (the 128-bit one
+/// is a library call).
+#[inline]
+fn div10(m: u128) -> (u128, u8) {
+    match u64::try_from(m) {
+        Ok(small) => (u128::from(small.wrapping_div(10)), u8::try_from(small.wrapping_rem(10)).unwrap_or(0)),
+        Err(_) => (m.wrapping_div(10), u8::try_from(m.wrapping_rem(10)).unwrap_or(0)),
     }
 }
 
@@ -317,13 +440,18 @@ fn parse_plain(text: &str) -> Option<Decimal> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
-    let mut mantissa: i128 = 0;
+    // At most 28 digits (more is not plain text): below 10^28 < 2^94, so the
+    // u128 arithmetic cannot wrap.
+    let mut mantissa: u128 = 0;
     let mut count = 0_usize;
     let mut point: Option<usize> = None;
     for byte in digits {
         if byte.is_ascii_digit() {
-            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(byte.checked_sub(b'0')?))?;
-            count = count.checked_add(1)?;
+            if count >= 28 {
+                return None;
+            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u128::from(byte.wrapping_sub(b'0')));
+            count = count.wrapping_add(1);
         } else if *byte == b'.' && point.is_none() && count > 0 {
             point = Some(count);
         } else {
@@ -337,6 +465,7 @@ fn parse_plain(text: &str) -> Option<Decimal> {
     if count == 0 || count > 28 || (negative && mantissa == 0) {
         return None;
     }
+    let mantissa = i128::try_from(mantissa).ok()?;
     let mantissa = if negative { mantissa.checked_neg()? } else { mantissa };
     Decimal::try_from_i128_with_scale(mantissa, u32::try_from(scale).ok()?).ok()
 }
@@ -574,11 +703,41 @@ mod tests {
         }
 
         #[test]
+        fn add_sub_mul_cmp_match_reference(a in any::<i64>(), sa in 0u32..29, b in any::<i64>(), sb in 0u32..29, wide in 0u32..3) {
+            // Mantissas below and above 2^63 and scale gaps on both sides of 10^9.
+            let x = Decimal::from_i128_with_scale(i128::from(a) << (wide * 16), sa);
+            let y = Decimal::new(b, sb);
+            let same = |p: Option<Decimal>, q: Option<Decimal>| p.map(|v| v.serialize()) == q.map(|v| v.serialize());
+            prop_assert!(same(add(x, y), reference(x, y, i128::checked_add)));
+            prop_assert!(same(sub(x, y), reference(x, y, i128::checked_sub)));
+            prop_assert!(same(sub(y, x), reference(y, x, i128::checked_sub)));
+            prop_assert!(same(mul(x, y), reference_mul(x, y)));
+            prop_assert_eq!(cmp(x, y), x.cmp(&y));
+        }
+
+        #[test]
+        fn is_multiple_matches_checked_rem(a in any::<i64>(), sa in 0u32..29, b in 1i64..1_000_000, sb in 0u32..29, wide in 0u32..3) {
+            let value = Decimal::from_i128_with_scale(i128::from(a) << (wide * 16), sa);
+            let step = Decimal::new(b, sb);
+            let expected = value.checked_rem(step).is_some_and(|rem| rem.is_zero());
+            prop_assert_eq!(is_multiple(value, step), expected);
+            let multiple = Decimal::new(a % 1_000_000 * b, sb);
+            prop_assert!(is_multiple(multiple, step));
+        }
+
+        #[test]
         fn mul_matches_when_representable(a in -10_000_000i64..10_000_000, sa in 0u32..8,
                                           b in -10_000_000i64..10_000_000, sb in 0u32..8) {
             let x = Decimal::new(a, sa);
             let y = Decimal::new(b, sb);
             prop_assert_eq!(mul(x, y), Some(x * y));
+        }
+
+        #[test]
+        fn to_text_matches_display_wide(hi in any::<u32>(), lo in any::<u64>(), negative in any::<bool>(), s in 0u32..=28) {
+            let x = Decimal::from_parts(lo as u32, (lo >> 32) as u32, hi, negative, s);
+            let expected = if x.is_zero() { "0".to_owned() } else { x.normalize().to_string() };
+            prop_assert_eq!(to_text(x), expected);
         }
 
         #[test]

@@ -77,6 +77,7 @@ impl Writer<'_> {
         }
     }
 
+    #[inline]
     fn bytes(&mut self, tag: u32, value: &[u8]) {
         if !value.is_empty() {
             put_key(tag, WireType::LengthDelimited, self.0);
@@ -85,6 +86,7 @@ impl Writer<'_> {
         }
     }
 
+    #[inline]
     fn str(&mut self, tag: u32, value: &str) {
         self.bytes(tag, value.as_bytes());
     }
@@ -273,12 +275,21 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     /// The next field key; `None` at the end or on a malformed key.
+    #[inline]
     fn key(&mut self) -> Option<(u32, WireType)> {
         match self.0.split_first() {
             // One byte (tags 1-15): what `decode_key` reads, without its generic buffer.
             Some((&key, rest)) if key < 0x80 => {
                 let tag = u32::from(key >> 3);
-                let wire_type = WireType::try_from(u64::from(key & 0x07)).ok()?;
+                let wire_type = match key & 0x07 {
+                    0 => WireType::Varint,
+                    1 => WireType::SixtyFourBit,
+                    2 => WireType::LengthDelimited,
+                    3 => WireType::StartGroup,
+                    4 => WireType::EndGroup,
+                    5 => WireType::ThirtyTwoBit,
+                    _ => return None,
+                };
                 if tag == 0 {
                     return None;
                 }
@@ -290,6 +301,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn varint(&mut self, wire_type: WireType) -> Option<u64> {
         if wire_type != WireType::Varint {
             return None;
@@ -297,6 +309,7 @@ impl<'a> Reader<'a> {
         self.raw_varint()
     }
 
+    #[inline]
     fn raw_varint(&mut self) -> Option<u64> {
         match self.0.split_first() {
             Some((&byte, rest)) if byte < 0x80 => {
@@ -321,6 +334,7 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(wire_type)?).ok()
     }
 
+    #[inline]
     fn done(&self) -> bool {
         self.0.is_empty()
     }
