@@ -5,10 +5,11 @@ Every message crosses the boundary as serialized ``pink.v1`` protobuf bytes:
 ``KernelView`` and ``KernelSnapshot`` out.
 """
 
+import os
 from collections.abc import Sequence
 from typing import final
 
-__all__ = ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__", "scan_frames"]
+__all__ = ["DecodeError", "Kernel", "KernelError", "ReplayError", "SegmentWriter", "__version__", "scan_frames"]
 
 __version__: str
 
@@ -118,3 +119,36 @@ def scan_frames(
     ``(kind, offset, reason)`` with kind ``"incomplete"``, ``"checksum"`` or ``"sequence"``.
     Offsets are in ``buf``. Runs without the GIL.
     """
+
+@final
+class SegmentWriter:
+    """The journal's group commits on a thread of its own that never takes the GIL (ADR 0012).
+
+    Jobs run in submission order: ``data`` appended to the current segment (or to the new file
+    ``segment``, created exclusively, after which the previous one is closed), then an
+    ``fdatasync`` (and, for a new segment, a directory fsync) if ``sync``.
+    """
+
+    def __new__(cls, current: str | os.PathLike[str] | None = None) -> SegmentWriter:
+        """``current``: the existing segment to append to; without one the first job names a new one."""
+
+    def wake_fd(self) -> int:
+        """A non-blocking socket descriptor that becomes readable when results are ready (one byte
+        per finished job). The caller owns it from then on; a second call raises ``RuntimeError``."""
+
+    def submit(self, data: bytes, segment: str | os.PathLike[str] | None, sync: bool) -> int:
+        """Queues a copy of ``data``; the job's ticket. ``RuntimeError`` once closed or stopped."""
+
+    def completed(self) -> list[tuple[int, OSError | None]]:
+        """The jobs finished since the last call, in order: ``(ticket, None)`` or ``(ticket, error)``."""
+
+    def close(self) -> None:
+        """Finishes queued jobs, stops the thread, closes the segment (idempotent; blocks, without the GIL)."""
+
+    @property
+    def data_syncs(self) -> int:
+        """``fdatasync`` calls made so far."""
+
+    @property
+    def dir_syncs(self) -> int:
+        """Directory fsyncs (after creating a segment) made so far."""

@@ -190,33 +190,6 @@ def encode_batch(
     return b"".join(parts), index, next_index
 
 
-def commit(fd: int | None, new_segment: Path | None, buf: bytes, *, fsync: bool) -> int:
-    """Write one batch with one write and one data fsync; open ``new_segment`` first when rotating.
-
-    Returns the descriptor of the segment now being appended to (the previous one is closed on a
-    rotation). A new segment's directory entry is made durable too (one directory fsync).
-    """
-    if new_segment is not None:
-        target = os.open(new_segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-    elif fd is None:
-        raise JournalError("no open segment to append to")
-    else:
-        target = fd
-    try:
-        write_all(target, buf)
-        if fsync:
-            os.fdatasync(target)
-            if new_segment is not None:
-                fsync_dir(new_segment.parent)
-    except OSError:
-        if target != fd:
-            os.close(target)
-        raise
-    if target != fd and fd is not None:
-        os.close(fd)
-    return target
-
-
 def _scan_frames(
     buf: bytes, base: int, result: ScanResult, expected: int, next_index: int
 ) -> tuple[int, int, int, bool]:

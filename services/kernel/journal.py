@@ -23,13 +23,14 @@ fsync); a ``*.tmp`` file left by a crash is removed on open.
 
 Durability and recovery:
 
-* ``append`` is a group commit: a whole batch is one ``write`` and one ``fdatasync`` in one
-  worker-thread hop; ``last_sequence`` advances only after the fsync returns, and reads never
-  return anything beyond it. A batch goes to a new segment when it would push the current one
-  past ``segment_bytes`` (so a segment exceeds ``segment_bytes`` only when a single batch, e.g.
-  one large record, does; it then has the segment to itself). Creating a segment adds one
-  directory fsync, so its name is as durable as its data. An I/O error while committing leaves
-  the journal unusable until it is reopened (recovery then decides what is durable).
+* ``append`` is a group commit: a whole batch is one ``write`` and one ``fdatasync``, made by
+  the writer thread of ``pink_kernel.SegmentWriter`` (ADR 0012); ``last_sequence`` advances
+  only after the fsync returns, and reads never return anything beyond it. A batch goes to a
+  new segment when it would push the current one past ``segment_bytes`` (so a segment exceeds
+  ``segment_bytes`` only when a single batch, e.g. one large record, does; it then has the
+  segment to itself). Creating a segment adds one directory fsync, so its name is as durable as
+  its data. An I/O error while committing leaves the journal unusable until it is reopened
+  (recovery then decides what is durable).
 * ``open`` validates every frame. A torn or corrupt tail of the *last* segment (an incomplete
   frame, or bad checksums with no valid record after them) can only be a write that never
   returned, so it is truncated at the last good record and logged at WARNING. Anything else
@@ -44,10 +45,11 @@ Durability and recovery:
   *and* acknowledged by every registered consumer, never the segment being appended to, then
   the snapshots older than the latest valid one.
 
-Every file operation runs in a worker thread (group commits on a thread of their own, the rest
-through ``asyncio.to_thread``); nothing blocks the event loop. Mutations run to completion even
-if their caller is cancelled, so the in-memory state always matches the files. Linux only
-(``os.fdatasync``, directory fsync).
+Every file operation runs off the event loop: group commits on the segment writer's own Rust
+thread, which never takes the GIL and wakes the loop through a socket when a batch is durable,
+the rest through ``asyncio.to_thread``. Mutations run to completion even if their caller is
+cancelled, so the in-memory state always matches the files. Linux only (``fdatasync``,
+directory fsync).
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ import asyncio
 import bisect
 import functools
 import logging
-import os
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import pink_kernel
 from services.kernel import _segments as seg
 from services.kernel._segments import JournalError
 
@@ -96,7 +98,7 @@ class RecoveryReport:
 @dataclass(frozen=True)
 class _Recovered:
     segments: list[seg.Segment]
-    fd: int | None
+    writer: pink_kernel.SegmentWriter
     consumers: dict[str, int]
     report: RecoveryReport
 
@@ -139,7 +141,7 @@ def _recover(directory: Path, fsync: bool) -> _Recovered:
         )
     # Only now that nothing durable is missing is the torn tail cut off.
     truncated_bytes = 0 if torn is None else seg.truncate_tail(torn, fsync=fsync)
-    fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND) if segments else None
+    writer = pink_kernel.SegmentWriter(segments[-1].path if segments else None)
     report = RecoveryReport(
         last_sequence=last_sequence,
         snapshot_sequence=None if snapshot is None else snapshot[0],
@@ -147,7 +149,7 @@ def _recover(directory: Path, fsync: bool) -> _Recovered:
         truncated_segment=None if torn is None else torn.segment.path.name,
         segments=len(segments),
     )
-    return _Recovered(segments=segments, fd=fd, consumers=consumers, report=report)
+    return _Recovered(segments=segments, writer=writer, consumers=consumers, report=report)
 
 
 class Journal:
@@ -165,7 +167,9 @@ class Journal:
         self._fsync = fsync
         self._segments = recovered.segments
         self._firsts = [segment.first for segment in self._segments]
-        self._fd = recovered.fd
+        self._writer = recovered.writer
+        self._wake = socket.socket(fileno=self._writer.wake_fd())
+        self._written: dict[int, asyncio.Future[None]] = {}
         self._last = recovered.report.last_sequence
         self._report = recovered.report
         self._consumers: dict[str, int] = recovered.consumers
@@ -174,8 +178,9 @@ class Journal:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._failure: str | None = None
-        # Group commits get a thread of their own: never queued behind reads or snapshots.
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-commit")
+        # Group commits run on the writer's own thread (never queued behind reads or snapshots,
+        # never waiting for the GIL); it wakes the loop through ``_wake`` when one is done.
+        asyncio.get_running_loop().add_reader(self._wake.fileno(), self._collect_written)
 
     @classmethod
     async def open(cls, directory: Path, *, segment_bytes: int = 64 * 1024 * 1024, fsync: bool = True) -> Journal:
@@ -214,6 +219,11 @@ class Journal:
     @property
     def recovery(self) -> RecoveryReport:
         return self._report
+
+    @property
+    def append_syncs(self) -> tuple[int, int]:
+        """Data syncs and directory syncs the appends have made so far (one data sync per batch)."""
+        return self._writer.data_syncs, self._writer.dir_syncs
 
     @property
     def consumers(self) -> Mapping[str, int]:
@@ -260,10 +270,8 @@ class Journal:
             buf, index, next_index = seg.encode_batch(records, first, base, next_index)
             new_path = self._segments_dir / seg.segment_name(first) if rotate else None
             try:
-                fd = await asyncio.get_running_loop().run_in_executor(
-                    self._committer, functools.partial(seg.commit, self._fd, new_path, buf, fsync=self._fsync)
-                )
-            except (OSError, JournalError) as exc:
+                await self._write(buf, new_path)
+            except (OSError, JournalError, RuntimeError) as exc:
                 self._failure = f"append of records {first}..{first + len(records) - 1} failed: {exc}"
                 logger.exception("journal %s: %s; reopen to recover", self._dir, self._failure)
                 raise JournalError(self._failure) from exc
@@ -271,7 +279,6 @@ class Journal:
                 current = seg.Segment(first=first, path=new_path, last=first - 1, size=0)
                 self._segments.append(current)
                 self._firsts.append(first)
-            self._fd = fd
             if current is None:  # unreachable: a missing segment always rotates; narrows the type
                 raise JournalError("internal error: no current segment after a commit")
             for seq, offset in index:
@@ -281,6 +288,32 @@ class Journal:
             current.size += len(buf)
             current.last = first + len(records) - 1
             self._last = current.last
+
+    def _write(self, buf: bytes, new_segment: Path | None) -> asyncio.Future[None]:
+        """One batch to the writer thread: written (to ``new_segment`` if given) and synced when done."""
+        ticket = self._writer.submit(buf, new_segment, self._fsync)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._written[ticket] = done
+        return done
+
+    def _collect_written(self) -> None:
+        """Reader callback of ``_wake``: resolves the batches the writer thread has finished."""
+        while True:  # one byte per finished batch; drained until the socket is empty
+            try:
+                if not self._wake.recv(4096):
+                    break
+            except BlockingIOError:
+                break
+        for ticket, error in self._writer.completed():
+            done = self._written.pop(ticket, None)
+            if done is None:
+                logger.error("journal %s: the writer finished batch %d that nobody waits for", self._dir, ticket)
+            elif done.done():
+                continue  # cancelled: the append's own task went away (loop shutdown)
+            elif error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
     # ------------------------------------------------------------------------- reads
 
@@ -506,8 +539,8 @@ class Journal:
             # Their outcome already went to their callers (or was logged): only wait for them here.
             await asyncio.wait(list(self._tasks))
         async with self._append_lock:
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                await asyncio.to_thread(os.close, fd)
-        self._committer.shutdown(wait=False)  # idle: every commit has returned
+            # Idle: every batch was collected before its append returned.
+            asyncio.get_running_loop().remove_reader(self._wake.fileno())
+            await asyncio.to_thread(self._writer.close)
+            self._wake.close()
         logger.info("journal %s: closed at sequence %d", self._dir, self._last)

@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -747,34 +748,22 @@ def test_compact_keeps_the_previous_segments_when_the_newest_snapshot_is_corrupt
 # ----------------------------------------------------------------------------- fsync discipline
 
 
-def test_one_fsync_per_append_whatever_the_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        calls.append("fsync")
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append("fdatasync")
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+def test_one_fsync_per_append_whatever_the_batch_size(tmp_path: Path) -> None:
+    """Counted by the writer thread that makes the syncs (``pink_kernel.SegmentWriter``)."""
 
     async def scenario() -> None:
         journal = await Journal.open(tmp_path, segment_bytes=1024 * 1024)
         await journal.append(records(1, 1))  # creates the first segment: data + its directory entry
-        assert calls.count("fdatasync") == 1
+        assert journal.append_syncs == (1, 1)
         seq = 2
         for size in (1, 10, 1000, 5000):
-            calls.clear()
+            data, directory = journal.append_syncs
             await journal.append(records(seq, size))
             seq += size
-            assert calls == ["fdatasync"], size
-        calls.clear()
+            assert journal.append_syncs == (data + 1, directory), size
+        data, directory = journal.append_syncs
         await journal.append([(seq, b"x" * 2 * 1024 * 1024)])  # rotation: one data sync + one directory sync
-        assert calls == ["fdatasync", "fsync"]
+        assert journal.append_syncs == (data + 1, directory + 1)
         await journal.close()
 
     run(scenario())
@@ -791,6 +780,7 @@ def test_non_durable_mode_never_syncs(tmp_path: Path, monkeypatch: pytest.Monkey
             await journal.append([record])
         await journal.register_consumer("c")
         await journal.write_snapshot(20, b"s")
+        assert journal.append_syncs == (0, 0)
         await journal.close()
 
     run(scenario())
@@ -877,3 +867,21 @@ def test_abandoned_replay_is_harmless(tmp_path: Path) -> None:
 
     run(scenario())
     assert len(run(reopen(tmp_path))[0]) == 1001
+
+
+def test_a_failed_append_is_reported_and_the_journal_refuses_more(tmp_path: Path) -> None:
+    """The writer thread's OS error reaches the appender as a JournalError naming the records; the
+    journal then refuses every append until it is reopened (a half-done batch is never built on)."""
+
+    async def scenario() -> None:
+        journal = await Journal.open(tmp_path, segment_bytes=1024)
+        await journal.append(records(1, 1))
+        shutil.rmtree(tmp_path / "segments")  # the next rotation cannot create its segment
+        with pytest.raises(JournalError, match=r"append of records 2\.\.2 failed: .*No such file"):
+            await journal.append([(2, b"x" * 2048)])
+        with pytest.raises(JournalError, match="failed earlier and must be reopened"):
+            await journal.append([(2, b"y")])
+        assert journal.last_sequence == 1
+        await journal.close()
+
+    run(scenario())

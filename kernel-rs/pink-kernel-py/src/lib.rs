@@ -16,6 +16,8 @@
 //!   `replay_frames(frames)` does the same straight from journal segment bytes
 //!   (ADR 0010), and `scan_frames(buf, expected)` validates such bytes.
 //! * `snapshot` / `restore`, `state_hash`, `last_sequence`, `check_invariants`.
+//! * `SegmentWriter`: the journal's appends and fsyncs on a thread that never
+//!   takes the GIL (`writer.rs`, ADR 0012).
 //!
 //! Safety rules of the boundary:
 //!
@@ -57,6 +59,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use pink_core::output::Violation;
+
+mod writer;
 
 create_exception!(
     pink_kernel,
@@ -413,6 +417,7 @@ fn scan_frames(
 fn pink_kernel_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Kernel>()?;
+    m.add_class::<writer::SegmentWriter>()?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     let kernel_error = py.get_type::<KernelError>();
     // Class-level default, so every KernelError has `violations`, even one raised from Python.
