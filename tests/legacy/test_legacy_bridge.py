@@ -920,7 +920,15 @@ def test_the_binding_exports_what_its_stub_declares() -> None:
             declared = [
                 elt.value for elt in node.value.elts if isinstance(elt, ast.Constant) and isinstance(elt.value, str)
             ]
-    assert sorted(declared) == ["DecodeError", "Kernel", "KernelError", "ReplayError", "__version__", "scan_frames"]
+    assert sorted(declared) == [
+        "DecodeError",
+        "Kernel",
+        "KernelError",
+        "ReplayError",
+        "SegmentWriter",
+        "__version__",
+        "scan_frames",
+    ]
     for name in declared:
         assert hasattr(pink_kernel, name), name
 
