@@ -73,6 +73,23 @@ def test_an_existing_segment_is_appended_to_and_never_created_over(
     assert taken.read_bytes() == b"kept+more"
 
 
+def test_after_a_failed_job_nothing_more_is_written(
+    tmp_path: Path, wake: tuple[pink_kernel.SegmentWriter, socket.socket]
+) -> None:
+    writer, sock = wake
+    segment = tmp_path / "s.seg"
+    writer.submit(b"kept", segment, True)
+    writer.submit(b"x", segment, True)  # exists: fails
+    writer.submit(b"never", None, True)
+    (_, ok), (_, failed), (_, refused) = collect(writer, sock, 3)
+    assert ok is None
+    assert isinstance(failed, FileExistsError)
+    assert isinstance(refused, OSError)
+    assert "an earlier append failed" in str(refused)
+    assert segment.read_bytes() == b"kept"
+    assert writer.data_syncs == 1
+
+
 def test_an_append_without_a_segment_fails_with_an_os_error(
     wake: tuple[pink_kernel.SegmentWriter, socket.socket],
 ) -> None:

@@ -11,7 +11,8 @@
 //!
 //! Segment files are opened here: the current one (append) when the writer is
 //! made, a new one (create-new, then a directory fsync) when a job names it,
-//! after which the previous one is closed. Jobs run in submission order.
+//! after which the previous one is closed. Jobs run in submission order; after
+//! a failed job every later one is refused unwritten.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -85,8 +86,17 @@ fn apply(file: &mut Option<File>, job: &Job, shared: &Shared) -> io::Result<()> 
 }
 
 fn run(mut file: Option<File>, jobs: &Receiver<Job>, shared: &Shared, mut wake: UnixStream) {
+    // After a failed job nothing more is written: what the failure left on disk is unknown,
+    // so only a reopen (recovery) may decide where the journal ends.
+    let mut failed: Option<String> = None;
     for job in jobs {
-        let error = apply(&mut file, &job, shared).err();
+        let error = match &failed {
+            Some(first) => Some(io::Error::other(format!("refused: an earlier append failed ({first})"))),
+            None => apply(&mut file, &job, shared).err(),
+        };
+        if failed.is_none() {
+            failed = error.as_ref().map(ToString::to_string);
+        }
         lock(&shared.done).push(Done { ticket: job.ticket, error });
         match wake.write(&[1]) {
             // A full socket buffer means a wake-up is already pending.
