@@ -271,7 +271,7 @@ class Journal:
             new_path = self._segments_dir / seg.segment_name(first) if rotate else None
             try:
                 await self._write(buf, new_path)
-            except (OSError, JournalError, RuntimeError) as exc:
+            except (OSError, RuntimeError) as exc:  # the writer's OS error; RuntimeError: writer closed
                 self._failure = f"append of records {first}..{first + len(records) - 1} failed: {exc}"
                 logger.exception("journal %s: %s; reopen to recover", self._dir, self._failure)
                 raise JournalError(self._failure) from exc

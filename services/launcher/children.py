@@ -197,12 +197,10 @@ class Child:
         """
         try:
             if self.process.returncode is None:
-                self.send(signal.SIGTERM)
                 try:
-                    await self.wait(grace)
-                except TimeoutError:
+                    await self.stop(grace)
+                except ChildExitedError:  # stop() killed it after the grace period
                     _log.warning("child_killed", child=self.name, pid=self.pid, grace_seconds=grace)
-                    self.send(signal.SIGKILL)
             await self.wait(30)
         finally:
             if not self._reader.done():
