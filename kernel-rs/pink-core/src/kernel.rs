@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::input::{Input, Payload};
 use crate::model::{
-    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
+    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, Order, OrderKind, OrderLoc, Retired, Slot,
 };
 use crate::num;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Reject, Step, Transition};
@@ -231,36 +231,9 @@ impl Kernel {
         cause: TransitionCause,
         client_order_id: Option<Id>,
     ) {
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        let from = slot.state;
-        slot.state = to;
-        slot.deadline_misses = 0;
-        slot.version = slot.version.saturating_add(1);
-        slot.update_time = Some(cx.now);
-        let transition = Transition {
-            slot: slot.id,
-            trade_id: slot.trade_id.clone(),
-            from,
-            to,
-            cause,
-            sequence: cx.seq,
-            client_order_id,
-            slot_version: slot.version,
-        };
-        cx.out.touch(slot.id);
-        cx.out.transitions.push(transition);
-        match (is_free(from), is_free(to)) {
-            (true, false) => {
-                self.account.active_slots = self.account.active_slots.saturating_add(1);
-                cx.out.account_changed = true;
-            }
-            (false, true) => {
-                self.account.active_slots = self.account.active_slots.saturating_sub(1);
-                cx.out.account_changed = true;
-            }
-            _ => {}
-        }
-        self.rearm_deadline(cx, index);
+        let Kernel { slots, account, cfg, .. } = self;
+        let Some(slot) = slots.get_mut(index) else { return };
+        shift(cx, cfg, account, slot, to, cause, client_order_id);
     }
 
     /// A change of a slot that is not a state transition (a fill, a learned
@@ -275,22 +248,10 @@ impl Kernel {
 
     /// Sets the slot's deadline from its state: every waiting state has one.
     pub(crate) fn rearm_deadline(&mut self, cx: &Ctx<'_>, index: usize) {
-        let cfg = &self.cfg;
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        if !is_waiting(slot.state) {
-            slot.deadline = None;
-            slot.deadline_misses = 0;
-            return;
+        let Kernel { slots, cfg, .. } = self;
+        if let Some(slot) = slots.get_mut(index) {
+            rearm(cfg, slot, cx.now);
         }
-        let base = match (slot.state, slot.order.as_ref().map(|o| o.kind)) {
-            (SlotState::EntryPending | SlotState::ExitPending, _) => cfg.ack_timeout,
-            (SlotState::EntryCancelling | SlotState::ExitCancelling, _) => cfg.cancel_timeout,
-            (_, Some(OrderKind::Limit { .. })) => cfg.resting_check_interval,
-            _ => cfg.fill_timeout,
-        };
-        let factor = 1_i64.checked_shl(slot.deadline_misses.min(20)).unwrap_or(i64::MAX);
-        let wait = base.saturating_mul(factor).min(cfg.max_query_backoff.max(base));
-        slot.deadline = Some(cx.now.saturating_add(wait));
     }
 
     /// Books one ledger entry whose `after` was computed (and checked) by the caller.
@@ -326,40 +287,6 @@ impl Kernel {
         cx.out.account_changed = true;
     }
 
-    /// `book` for a fill of the slot's active order, its ids read in place.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn book_order(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        kind: LedgerEntryKind,
-        amount: Decimal,
-        before: Decimal,
-        after: Decimal,
-        index: usize,
-        event_id: &Id,
-    ) {
-        let Kernel { account, slots, .. } = self;
-        let Some(slot) = slots.get(index) else { return };
-        let Some(order) = slot.order.as_ref() else { return };
-        account.ledger_sequence = account.ledger_sequence.saturating_add(1);
-        let trade_id = slots.get(slot.id as usize).and_then(|s| s.trade_id.clone());
-        cx.out.ledger.push(LedgerEntry {
-            ledger_sequence: account.ledger_sequence,
-            kind,
-            amount,
-            capital_before: before,
-            capital_after: after,
-            input_sequence: cx.seq,
-            time: cx.now,
-            slot: Some(slot.id),
-            trade_id,
-            client_order_id: Some(order.client_order_id.clone()),
-            venue_event_id: Some(event_id.clone()),
-            symbol: Some(order.symbol.clone()),
-        });
-        cx.out.account_changed = true;
-    }
-
     /// Emits a command about the slot's active order.
     pub(crate) fn order_command(&mut self, cx: &mut Ctx<'_>, index: usize, query: Option<QueryReason>) {
         let Some(slot) = self.slots.get_mut(index) else { return };
@@ -383,31 +310,34 @@ impl Kernel {
         cx.out.touch(slot.id);
     }
 
-    /// Moves the slot's finished order into the retired ring.
-    pub(crate) fn retire_order(&mut self, index: usize) {
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        let Some(order) = slot.order.take() else { return };
-        let number = self.retired_base.saturating_add(self.retired.len() as u64);
-        if let Some(loc) = self.orders.get_mut(&order.client_order_id) {
+    /// Files `order` (taken from slot `slot`) in the retired ring, forgetting
+    /// the oldest retired orders beyond the ring's bound.
+    fn retire(&mut self, order: Order, slot: u32, trade_id: Option<Id>) {
+        let Kernel { orders, venue_ids, retired, retired_base, cfg, .. } = self;
+        let number = retired_base.saturating_add(retired.len() as u64);
+        if let Some(loc) = orders.get_mut(&order.client_order_id) {
             *loc = OrderLoc::Retired(number);
         }
-        self.retired.push_back(Retired {
+        retired.push_back(Retired {
             client_order_id: order.client_order_id,
             venue_order_id: order.venue_order_id,
-            slot: slot.id,
-            trade_id: slot.trade_id.clone(),
+            slot,
+            trade_id,
             status: order.status,
             seen_event_ids: order.seen_event_ids,
             symbol: order.symbol,
         });
-        while self.retired.len() > self.cfg.retired_order_memory as usize {
-            if let Some(old) = self.retired.pop_front() {
-                self.orders.remove(&old.client_order_id);
+        let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
+        if excess > 0 {
+            for old in retired.iter().take(excess) {
+                orders.remove(&old.client_order_id);
                 if let Some(venue_id) = &old.venue_order_id {
-                    self.venue_ids.remove(venue_id);
+                    venue_ids.remove(venue_id);
                 }
-                self.retired_base = self.retired_base.saturating_add(1);
             }
+            // Dropped in place.
+            retired.drain(..excess);
+            *retired_base = retired_base.saturating_add(excess as u64);
         }
     }
 
@@ -589,43 +519,44 @@ impl Kernel {
 
     /// The order is finished: retire it and settle the slot's state.
     pub(crate) fn resolve_order(&mut self, cx: &mut Ctx<'_>, index: usize, cause: TransitionCause) {
-        let Some(slot) = self.slots.get(index) else { return };
-        let Some(order) = slot.order.as_ref() else { return };
+        let Some(slot) = self.slots.get_mut(index) else { return };
+        let Some(order) = slot.order.take() else { return };
         let cid = order.client_order_id.clone();
-        let purpose = order.purpose;
-        let position = slot.book.position;
-        let leg_done = num::cmp(order.fills.filled, order.quantity).is_ge();
-        let exit_leg = order.exit_leg;
-        self.retire_order(index);
-        let to = match purpose {
-            OrderPurpose::Entry if position.is_zero() => SlotState::Idle,
-            OrderPurpose::Exit if position.is_zero() => SlotState::Closed,
+        let to = match order.purpose {
+            OrderPurpose::Entry if slot.book.position.is_zero() => SlotState::Idle,
+            OrderPurpose::Exit if slot.book.position.is_zero() => SlotState::Closed,
             _ => SlotState::PositionOpen,
         };
-        if let Some(slot) = self.slots.get_mut(index) {
-            if purpose == OrderPurpose::Exit && leg_done && exit_leg == slot.next_exit_leg {
-                slot.next_exit_leg = slot.next_exit_leg.saturating_add(1);
-                slot.book.leg_filled = Decimal::ZERO;
-            }
-            if to == SlotState::Closed {
-                slot.close_time = Some(cx.now);
-                self.account.trades_closed = self.account.trades_closed.saturating_add(1);
-                cx.out.account_changed = true;
-            }
+        if order.purpose == OrderPurpose::Exit
+            && order.exit_leg == slot.next_exit_leg
+            && num::cmp(order.fills.filled, order.quantity).is_ge()
+        {
+            slot.next_exit_leg = slot.next_exit_leg.saturating_add(1);
+            slot.book.leg_filled = Decimal::ZERO;
         }
+        if to == SlotState::Closed {
+            slot.close_time = Some(cx.now);
+        }
+        let id = slot.id;
+        let trade_id = slot.trade_id.clone();
+        self.retire(order, id, trade_id);
+        if to == SlotState::Closed {
+            self.account.trades_closed = self.account.trades_closed.saturating_add(1);
+            cx.out.account_changed = true;
+        }
+        let Kernel { slots, account, cfg, .. } = self;
+        let Some(slot) = slots.get_mut(index) else { return };
         // Recorded before an IDLE reset, so the transition still names its trade.
-        self.transition(cx, index, to, cause, Some(cid));
+        shift(cx, cfg, account, slot, to, cause, Some(cid));
         if to == SlotState::Idle {
-            if let Some(slot) = self.slots.get_mut(index) {
-                // The entry ended with no fill: the trade never existed.
-                slot.trade_id = None;
-                slot.symbol = None;
-                slot.side = Side::Unspecified;
-                slot.book = crate::model::Book::default();
-                slot.exit_leg_ratios.clear();
-                slot.labels = Arc::new(BTreeMap::new());
-                slot.open_time = None;
-            }
+            // The entry ended with no fill: the trade never existed.
+            slot.trade_id = None;
+            slot.symbol = None;
+            slot.side = Side::Unspecified;
+            slot.book = crate::model::Book::default();
+            slot.exit_leg_ratios.clear();
+            slot.labels = Arc::new(BTreeMap::new());
+            slot.open_time = None;
         }
     }
 
@@ -635,4 +566,64 @@ impl Kernel {
         let anomaly = if reconcile { anomaly.reconcile() } else { anomaly };
         Reject::new(code, message).with(anomaly)
     }
+}
+
+/// `Kernel::transition` on a slot in hand.
+#[inline]
+fn shift(
+    cx: &mut Ctx<'_>,
+    cfg: &Config,
+    account: &mut Account,
+    slot: &mut Slot,
+    to: SlotState,
+    cause: TransitionCause,
+    client_order_id: Option<Id>,
+) {
+    let from = slot.state;
+    slot.state = to;
+    slot.deadline_misses = 0;
+    slot.version = slot.version.saturating_add(1);
+    slot.update_time = Some(cx.now);
+    cx.out.touch(slot.id);
+    cx.out.transitions.push(Transition {
+        slot: slot.id,
+        trade_id: slot.trade_id.clone(),
+        from,
+        to,
+        cause,
+        sequence: cx.seq,
+        client_order_id,
+        slot_version: slot.version,
+    });
+    match (is_free(from), is_free(to)) {
+        (true, false) => {
+            account.active_slots = account.active_slots.saturating_add(1);
+            cx.out.account_changed = true;
+        }
+        (false, true) => {
+            account.active_slots = account.active_slots.saturating_sub(1);
+            cx.out.account_changed = true;
+        }
+        _ => {}
+    }
+    rearm(cfg, slot, cx.now);
+}
+
+/// `Kernel::rearm_deadline` on a slot in hand.
+#[inline]
+fn rearm(cfg: &Config, slot: &mut Slot, now: Nanos) {
+    if !is_waiting(slot.state) {
+        slot.deadline = None;
+        slot.deadline_misses = 0;
+        return;
+    }
+    let base = match (slot.state, slot.order.as_ref().map(|o| o.kind)) {
+        (SlotState::EntryPending | SlotState::ExitPending, _) => cfg.ack_timeout,
+        (SlotState::EntryCancelling | SlotState::ExitCancelling, _) => cfg.cancel_timeout,
+        (_, Some(OrderKind::Limit { .. })) => cfg.resting_check_interval,
+        _ => cfg.fill_timeout,
+    };
+    let factor = 1_i64.checked_shl(slot.deadline_misses.min(20)).unwrap_or(i64::MAX);
+    let wait = base.saturating_mul(factor).min(cfg.max_query_backoff.max(base));
+    slot.deadline = Some(now.saturating_add(wait));
 }

@@ -5,9 +5,9 @@ use rust_decimal::Decimal;
 
 use crate::input::{Fill, VenueEvent};
 use crate::kernel::{Ctx, Kernel};
-use crate::model::{is_free, Account, Book, OrderFills, OrderLoc};
+use crate::model::{is_free, Account, Book, Order, OrderLoc};
 use crate::num;
-use crate::output::{Anomaly, Reject, Step};
+use crate::output::{Anomaly, LedgerEntry, Reject, Step};
 use crate::pb::{
     AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, OrderStatus, QueryReason, Side, SlotState,
     TransitionCause, VenueEventKind,
@@ -18,17 +18,184 @@ use crate::text::Id;
 struct FillPlan {
     applied: Decimal,
     excess: Decimal,
-    fills: OrderFills,
-    book: Book,
-    account: Account,
-    /// Gross realized PnL booked (exit fills only) with capital before/after.
-    pnl: Option<(Decimal, Decimal, Decimal)>,
-    /// Fee booked with capital before/after.
-    fee: Option<(Decimal, Decimal, Decimal)>,
+    filled: Decimal,
+    order_notional: Decimal,
+    order_fees: Decimal,
+    venue_cumulative: Decimal,
+    position: Decimal,
+    cost_basis: Decimal,
+    /// Entry or exit quantity and notional of the book (by the order's purpose).
+    side_quantity: Decimal,
+    side_notional: Decimal,
+    book_fees: Decimal,
+    /// Exit fills: gross realized PnL, and the book and account values it gives.
+    gross: Option<Decimal>,
+    book_realized: Decimal,
+    leg_filled: Decimal,
+    capital_after_pnl: Decimal,
+    account_realized: Decimal,
+    /// Capital and account fees after a non-zero fee.
+    capital_after_fee: Decimal,
+    account_fees: Decimal,
 }
 
+#[cold]
+#[inline(never)]
 fn ovf(what: &str) -> Reject {
     Reject::overflow(what)
+}
+
+/// The new amounts a fill gives, or what cannot be computed exactly.
+#[inline(always)]
+fn plan_fill(
+    order: &Order,
+    book: &Book,
+    side: Side,
+    account: &Account,
+    fill: &Fill,
+    cumulative: Decimal,
+    pnl_scale: u32,
+) -> Result<FillPlan, &'static str> {
+    let remaining = num::sub(order.quantity, order.fills.filled).ok_or("remaining quantity")?;
+    let applied = num::min(fill.quantity, remaining);
+    let excess = num::sub(fill.quantity, applied).ok_or("overfill")?;
+    let notional = num::mul(applied, fill.price).ok_or("fill notional")?;
+    let filled = num::add(order.fills.filled, applied).ok_or("filled quantity")?;
+    let order_notional = num::add(order.fills.notional, notional).ok_or("order notional")?;
+    let order_fees = num::add(order.fills.fees, fill.fee).ok_or("order fees")?;
+    let venue_cumulative = num::max(order.fills.venue_cumulative, cumulative);
+    let mut capital = account.capital;
+    let mut plan = FillPlan {
+        applied,
+        excess,
+        filled,
+        order_notional,
+        order_fees,
+        venue_cumulative,
+        position: book.position,
+        cost_basis: book.cost_basis,
+        side_quantity: Decimal::ZERO,
+        side_notional: Decimal::ZERO,
+        book_fees: Decimal::ZERO,
+        gross: None,
+        book_realized: book.realized_pnl,
+        leg_filled: book.leg_filled,
+        capital_after_pnl: capital,
+        account_realized: account.realized_pnl,
+        capital_after_fee: capital,
+        account_fees: account.fees,
+    };
+    if order.purpose == OrderPurpose::Entry {
+        plan.position = num::add(book.position, applied).ok_or("position")?;
+        plan.side_quantity = num::add(book.entry_quantity, applied).ok_or("entry quantity")?;
+        plan.side_notional = num::add(book.entry_notional, notional).ok_or("entry notional")?;
+        plan.cost_basis = num::add(book.cost_basis, notional).ok_or("cost basis")?;
+    } else {
+        // Release cost pro rata; the last exit releases exactly what is left,
+        // so a trade's total PnL is exact whatever its legs.
+        let released = if num::cmp(applied, book.position).is_ge() {
+            book.cost_basis
+        } else {
+            let scaled = num::mul(book.cost_basis, applied).ok_or("released cost")?;
+            num::div_round(scaled, book.position, pnl_scale).ok_or("released cost")?
+        };
+        let gross = match side {
+            Side::Short => num::sub(released, notional),
+            _ => num::sub(notional, released),
+        }
+        .ok_or("realized PnL")?;
+        plan.position = num::sub(book.position, applied).ok_or("position")?;
+        plan.cost_basis = num::sub(book.cost_basis, released).ok_or("cost basis")?;
+        plan.side_quantity = num::add(book.exit_quantity, applied).ok_or("exit quantity")?;
+        plan.side_notional = num::add(book.exit_notional, notional).ok_or("exit notional")?;
+        plan.book_realized = num::add(book.realized_pnl, gross).ok_or("realized PnL")?;
+        plan.leg_filled = num::add(book.leg_filled, applied).ok_or("leg quantity")?;
+        capital = num::add(capital, gross).ok_or("capital")?;
+        plan.capital_after_pnl = capital;
+        plan.account_realized = num::add(account.realized_pnl, gross).ok_or("realized PnL")?;
+        plan.gross = Some(gross);
+    }
+    plan.book_fees = num::add(book.fees, fill.fee).ok_or("fees")?;
+    plan.capital_after_fee = capital;
+    if !fill.fee.is_zero() {
+        plan.capital_after_fee = num::sub(capital, fill.fee).ok_or("capital")?;
+        plan.account_fees = num::add(account.fees, fill.fee).ok_or("fees")?;
+    }
+    Ok(plan)
+}
+
+/// Books one ledger entry of a fill of the slot's active order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn ledger(
+    cx: &mut Ctx<'_>,
+    account: &mut Account,
+    kind: LedgerEntryKind,
+    amount: Decimal,
+    before: Decimal,
+    after: Decimal,
+    slot: u32,
+    trade_id: &Option<Id>,
+    client_order_id: &Id,
+    symbol: &Id,
+    event_id: &Id,
+) {
+    account.ledger_sequence = account.ledger_sequence.saturating_add(1);
+    cx.out.ledger.push(LedgerEntry {
+        ledger_sequence: account.ledger_sequence,
+        kind,
+        amount,
+        capital_before: before,
+        capital_after: after,
+        input_sequence: cx.seq,
+        time: cx.now,
+        slot: Some(slot),
+        trade_id: trade_id.clone(),
+        client_order_id: Some(client_order_id.clone()),
+        venue_event_id: Some(event_id.clone()),
+        symbol: Some(symbol.clone()),
+    });
+    cx.out.account_changed = true;
+}
+
+/// The overfill and fill-gap anomalies of an applied fill.
+#[cold]
+#[inline(never)]
+fn fill_anomalies(
+    cx: &mut Ctx<'_>,
+    slot_id: u32,
+    trade_id: Option<&Id>,
+    cid: &Id,
+    event: &VenueEvent,
+    plan: &FillPlan,
+    gap: bool,
+) {
+    if !plan.excess.is_zero() {
+        cx.out.anomalies.push(
+            Anomaly::new(
+                AnomalyKind::Overfill,
+                format!("{cid} filled {} beyond its quantity; the excess is not booked", num::to_text(plan.excess)),
+            )
+            .slot(slot_id, trade_id)
+            .order(cid)
+            .event(&event.event_id)
+            .reconcile(),
+        );
+    }
+    if gap {
+        cx.out.anomalies.push(
+            Anomaly::new(
+                AnomalyKind::FillGap,
+                format!(
+                    "venue reports {} filled for {cid}, {} applied so far",
+                    num::to_text(plan.venue_cumulative),
+                    num::to_text(plan.filled)
+                ),
+            )
+            .slot(slot_id, trade_id)
+            .order(cid),
+        );
+    }
 }
 
 impl Kernel {
@@ -276,73 +443,19 @@ impl Kernel {
         Ok(())
     }
 
-    fn plan_fill(&self, index: usize, fill: &Fill, cumulative: Decimal) -> Step<FillPlan> {
-        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
-        let order = slot.order.as_ref().ok_or_else(|| Reject::new(DiagnosticCode::StateConflict, "no active order"))?;
-        let remaining = num::sub(order.quantity, order.fills.filled).ok_or_else(|| ovf("remaining quantity"))?;
-        let applied = num::min(fill.quantity, remaining);
-        let excess = num::sub(fill.quantity, applied).ok_or_else(|| ovf("overfill"))?;
-        let notional = num::mul(applied, fill.price).ok_or_else(|| ovf("fill notional"))?;
-        let fills = OrderFills {
-            filled: num::add(order.fills.filled, applied).ok_or_else(|| ovf("filled quantity"))?,
-            notional: num::add(order.fills.notional, notional).ok_or_else(|| ovf("order notional"))?,
-            fees: num::add(order.fills.fees, fill.fee).ok_or_else(|| ovf("order fees"))?,
-            venue_cumulative: num::max(order.fills.venue_cumulative, cumulative),
-        };
-        let mut book = slot.book;
-        let mut account = self.account;
-        let mut pnl = None;
-        if order.purpose == OrderPurpose::Entry {
-            book.position = num::add(book.position, applied).ok_or_else(|| ovf("position"))?;
-            book.entry_quantity = num::add(book.entry_quantity, applied).ok_or_else(|| ovf("entry quantity"))?;
-            book.entry_notional = num::add(book.entry_notional, notional).ok_or_else(|| ovf("entry notional"))?;
-            book.cost_basis = num::add(book.cost_basis, notional).ok_or_else(|| ovf("cost basis"))?;
-        } else {
-            // Release cost pro rata; the last exit releases exactly what is left,
-            // so a trade's total PnL is exact whatever its legs.
-            let released = if num::cmp(applied, book.position).is_ge() {
-                book.cost_basis
-            } else {
-                let scaled = num::mul(book.cost_basis, applied).ok_or_else(|| ovf("released cost"))?;
-                num::div_round(scaled, book.position, self.cfg.pnl_scale).ok_or_else(|| ovf("released cost"))?
-            };
-            let gross = match slot.side {
-                Side::Short => num::sub(released, notional),
-                _ => num::sub(notional, released),
-            }
-            .ok_or_else(|| ovf("realized PnL"))?;
-            book.position = num::sub(book.position, applied).ok_or_else(|| ovf("position"))?;
-            book.cost_basis = num::sub(book.cost_basis, released).ok_or_else(|| ovf("cost basis"))?;
-            book.exit_quantity = num::add(book.exit_quantity, applied).ok_or_else(|| ovf("exit quantity"))?;
-            book.exit_notional = num::add(book.exit_notional, notional).ok_or_else(|| ovf("exit notional"))?;
-            book.realized_pnl = num::add(book.realized_pnl, gross).ok_or_else(|| ovf("realized PnL"))?;
-            book.leg_filled = num::add(book.leg_filled, applied).ok_or_else(|| ovf("leg quantity"))?;
-            let before = account.capital;
-            let after = num::add(before, gross).ok_or_else(|| ovf("capital"))?;
-            account.capital = after;
-            account.realized_pnl = num::add(account.realized_pnl, gross).ok_or_else(|| ovf("realized PnL"))?;
-            pnl = Some((gross, before, after));
-        }
-        book.fees = num::add(book.fees, fill.fee).ok_or_else(|| ovf("fees"))?;
-        let mut fee = None;
-        if !fill.fee.is_zero() {
-            let before = account.capital;
-            let after = num::sub(before, fill.fee).ok_or_else(|| ovf("capital"))?;
-            account.capital = after;
-            account.fees = num::add(account.fees, fill.fee).ok_or_else(|| ovf("fees"))?;
-            fee = Some((num::neg(fill.fee), before, after));
-        }
-        Ok(FillPlan { applied, excess, fills, book, account, pnl, fee })
-    }
-
     fn on_fill(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
         let fill = event.fill.ok_or_else(|| Reject::field("venue_event.last_quantity", "is required for fills"))?;
         let cumulative = event
             .cumulative
             .ok_or_else(|| Reject::field("venue_event.cumulative_quantity", "is required for fills"))?;
-        let plan = self.plan_fill(index, &fill, cumulative)?;
-        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
-        let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        let pnl_scale = self.cfg.pnl_scale;
+        let Kernel { slots, account, venue_ids, .. } = &mut *self;
+        let slot = slots.get_mut(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_mut() else {
+            return Err(Reject::new(DiagnosticCode::StateConflict, "no active order"));
+        };
+        // Everything is computed (and may refuse) before anything is committed.
+        let plan = plan_fill(order, &slot.book, slot.side, account, &fill, cumulative, pnl_scale).map_err(ovf)?;
         if plan.applied.is_zero() {
             // Unreachable while live orders are never complete; kept as a loud guard.
             let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id);
@@ -352,85 +465,93 @@ impl Kernel {
         let slot_id = slot.id;
         let was_pending = matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending);
         let purpose = order.purpose;
-        // Commit.
-        self.note_event(index, event);
-        let complete = {
-            let Some(slot) = self.slots.get_mut(index) else { return Ok(()) };
-            slot.book = plan.book;
-            let Some(order) = slot.order.as_mut() else { return Ok(()) };
-            order.fills = plan.fills;
-            if event.kind == VenueEventKind::Fill {
-                order.venue_final = true;
+        // Commit: what every event records (`note_event`), then the amounts.
+        order.seen_event_ids.insert(event.event_id.clone());
+        order.last_exchange_time = Some(event.exchange_time);
+        if order.venue_order_id.is_none() {
+            if let Some(venue_id) = &event.venue_order_id {
+                order.venue_order_id = Some(venue_id.clone());
+                venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
             }
-            let complete = order.is_complete();
-            order.status = if complete || event.kind == VenueEventKind::Fill {
-                OrderStatus::Filled
-            } else {
-                OrderStatus::PartiallyFilled
-            };
-            complete
-        };
-        self.account = plan.account;
+        }
+        let book = &mut slot.book;
+        book.position = plan.position;
+        book.cost_basis = plan.cost_basis;
+        book.fees = plan.book_fees;
+        order.fills.filled = plan.filled;
+        order.fills.notional = plan.order_notional;
+        order.fills.fees = plan.order_fees;
+        order.fills.venue_cumulative = plan.venue_cumulative;
+        let final_fill = event.kind == VenueEventKind::Fill;
+        if final_fill {
+            order.venue_final = true;
+        }
+        let complete = order.is_complete();
+        order.status = if complete || final_fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
         cx.out.account_changed = true;
-        if let Some((amount, before, after)) = plan.pnl {
-            self.book_order(cx, LedgerEntryKind::RealizedPnl, amount, before, after, index, &event.event_id);
-        }
-        if let Some((amount, before, after)) = plan.fee {
-            self.book_order(cx, LedgerEntryKind::Fee, amount, before, after, index, &event.event_id);
-        }
-        let gap = num::cmp(plan.fills.venue_cumulative, plan.fills.filled).is_gt();
-        if !plan.excess.is_zero() || (gap && !complete) {
-            let slot = self.slots.get(index);
-            let trade_id = slot.and_then(|s| s.trade_id.as_ref());
-            if let Some(order) = slot.and_then(|s| s.order.as_ref()) {
-                let cid = &order.client_order_id;
-                if !plan.excess.is_zero() {
-                    cx.out.anomalies.push(
-                        Anomaly::new(
-                            AnomalyKind::Overfill,
-                            format!(
-                                "{cid} filled {} beyond its quantity; the excess is not booked",
-                                num::to_text(plan.excess)
-                            ),
-                        )
-                        .slot(slot_id, trade_id)
-                        .order(cid)
-                        .event(&event.event_id)
-                        .reconcile(),
-                    );
-                }
-                if gap && !complete {
-                    cx.out.anomalies.push(
-                        Anomaly::new(
-                            AnomalyKind::FillGap,
-                            format!(
-                                "venue reports {} filled for {cid}, {} applied so far",
-                                num::to_text(plan.fills.venue_cumulative),
-                                num::to_text(plan.fills.filled)
-                            ),
-                        )
-                        .slot(slot_id, trade_id)
-                        .order(cid),
-                    );
-                }
+        match plan.gross {
+            None => {
+                book.entry_quantity = plan.side_quantity;
+                book.entry_notional = plan.side_notional;
+            }
+            Some(gross) => {
+                book.exit_quantity = plan.side_quantity;
+                book.exit_notional = plan.side_notional;
+                book.realized_pnl = plan.book_realized;
+                book.leg_filled = plan.leg_filled;
+                let before = account.capital;
+                account.capital = plan.capital_after_pnl;
+                account.realized_pnl = plan.account_realized;
+                ledger(
+                    cx,
+                    account,
+                    LedgerEntryKind::RealizedPnl,
+                    gross,
+                    before,
+                    plan.capital_after_pnl,
+                    slot_id,
+                    &slot.trade_id,
+                    &order.client_order_id,
+                    &order.symbol,
+                    &event.event_id,
+                );
             }
         }
-        let cause =
-            if event.kind == VenueEventKind::Fill { TransitionCause::Fill } else { TransitionCause::PartialFill };
+        if !fill.fee.is_zero() {
+            let before = account.capital;
+            account.capital = plan.capital_after_fee;
+            account.fees = plan.account_fees;
+            ledger(
+                cx,
+                account,
+                LedgerEntryKind::Fee,
+                num::neg(fill.fee),
+                before,
+                plan.capital_after_fee,
+                slot_id,
+                &slot.trade_id,
+                &order.client_order_id,
+                &order.symbol,
+                &event.event_id,
+            );
+        }
+        let gap = num::cmp(plan.venue_cumulative, plan.filled).is_gt();
+        if !plan.excess.is_zero() || (gap && !complete) {
+            fill_anomalies(cx, slot_id, slot.trade_id.as_ref(), &order.client_order_id, event, &plan, gap && !complete);
+        }
+        let venue_final = order.venue_final;
+        let cause = if final_fill { TransitionCause::Fill } else { TransitionCause::PartialFill };
         if complete {
             self.resolve_order(cx, index, cause);
         } else {
             if was_pending {
-                let cid = self.slots.get(index).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id.clone());
+                let cid = Some(order.client_order_id.clone());
                 self.transition(cx, index, Self::waiting_state(purpose, false), cause, cid);
             } else {
+                slot.deadline_misses = 0;
                 self.touch_slot(cx, index);
-                if let Some(slot) = self.slots.get_mut(index) {
-                    slot.deadline_misses = 0;
-                }
                 self.rearm_deadline(cx, index);
             }
-            let venue_final = self.slots.get(index).and_then(|s| s.order.as_ref()).is_some_and(|o| o.venue_final);
             if gap && venue_final {
                 self.order_command(cx, index, Some(QueryReason::FillGap));
             }
