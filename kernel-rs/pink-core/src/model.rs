@@ -204,6 +204,11 @@ impl EventIds {
 
     /// Adds `id`; false if it was already there.
     pub fn insert(&mut self, id: Id) -> bool {
+        // Ids usually arrive in increasing order: one comparison, then a push.
+        if self.0.last().is_none_or(|last| **last < *id) {
+            self.0.push(id);
+            return true;
+        }
         match self.0.binary_search_by(|probe| (**probe).cmp(&*id)) {
             Ok(_) => false,
             Err(at) => {

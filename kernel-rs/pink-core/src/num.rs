@@ -215,6 +215,18 @@ pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
     combine(a, b, i64::checked_add, i128::checked_add)
 }
 
+/// `a + b`, exactly: the value of `add`, but `b` itself when `a` is zero
+/// (its scale may then differ from `add`'s). For running totals, which
+/// start at zero and are only ever read as values.
+#[inline(always)]
+pub fn accumulate(a: Decimal, b: Decimal) -> Option<Decimal> {
+    if a.is_zero() {
+        Some(b)
+    } else {
+        add(a, b)
+    }
+}
+
 /// `a - b`, exactly.
 #[inline(always)]
 pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
@@ -594,6 +606,26 @@ mod tests {
                 assert!(same(add(a, b), reference(a, b, i128::checked_add)), "add {a} {b}");
                 assert!(same(sub(a, b), reference(a, b, i128::checked_sub)), "sub {a} {b}");
                 assert!(same(mul(a, b), reference_mul(a, b)), "mul {a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn accumulate_is_add_by_value() {
+        let values = [
+            "0",
+            "-0",
+            "0.000",
+            "1",
+            "-1.000",
+            "0.001",
+            "100.25",
+            "79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+        ];
+        for a in values.map(d) {
+            for b in values.map(d) {
+                assert_eq!(accumulate(a, b), add(a, b), "{a} + {b}");
             }
         }
     }

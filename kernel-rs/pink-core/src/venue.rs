@@ -18,6 +18,8 @@ use crate::text::Id;
 struct FillPlan {
     applied: Decimal,
     excess: Decimal,
+    /// The fill covers the remaining quantity: `filled` reaches `quantity`.
+    covers: bool,
     filled: Decimal,
     order_notional: Decimal,
     order_fees: Decimal,
@@ -56,18 +58,29 @@ fn plan_fill(
     cumulative: Decimal,
     pnl_scale: u32,
 ) -> Result<FillPlan, &'static str> {
-    let remaining = num::sub(order.quantity, order.fills.filled).ok_or("remaining quantity")?;
-    let applied = num::min(fill.quantity, remaining);
-    let excess = num::sub(fill.quantity, applied).ok_or("overfill")?;
+    // Running totals start at zero: `accumulate` skips the arithmetic then.
+    let remaining = if order.fills.filled.is_zero() {
+        order.quantity
+    } else {
+        num::sub(order.quantity, order.fills.filled).ok_or("remaining quantity")?
+    };
+    // `num::min(fill.quantity, remaining)`, and the excess (zero unless remaining is smaller).
+    let versus = num::cmp(fill.quantity, remaining);
+    let (applied, excess) = if versus.is_gt() {
+        (remaining, num::sub(fill.quantity, remaining).ok_or("overfill")?)
+    } else {
+        (fill.quantity, Decimal::ZERO)
+    };
     let notional = num::mul(applied, fill.price).ok_or("fill notional")?;
-    let filled = num::add(order.fills.filled, applied).ok_or("filled quantity")?;
-    let order_notional = num::add(order.fills.notional, notional).ok_or("order notional")?;
-    let order_fees = num::add(order.fills.fees, fill.fee).ok_or("order fees")?;
+    let filled = num::accumulate(order.fills.filled, applied).ok_or("filled quantity")?;
+    let order_notional = num::accumulate(order.fills.notional, notional).ok_or("order notional")?;
+    let order_fees = num::accumulate(order.fills.fees, fill.fee).ok_or("order fees")?;
     let venue_cumulative = num::max(order.fills.venue_cumulative, cumulative);
     let mut capital = account.capital;
     let mut plan = FillPlan {
         applied,
         excess,
+        covers: versus.is_ge(),
         filled,
         order_notional,
         order_fees,
@@ -86,14 +99,15 @@ fn plan_fill(
         account_fees: account.fees,
     };
     if order.purpose == OrderPurpose::Entry {
-        plan.position = num::add(book.position, applied).ok_or("position")?;
-        plan.side_quantity = num::add(book.entry_quantity, applied).ok_or("entry quantity")?;
-        plan.side_notional = num::add(book.entry_notional, notional).ok_or("entry notional")?;
-        plan.cost_basis = num::add(book.cost_basis, notional).ok_or("cost basis")?;
+        plan.position = num::accumulate(book.position, applied).ok_or("position")?;
+        plan.side_quantity = num::accumulate(book.entry_quantity, applied).ok_or("entry quantity")?;
+        plan.side_notional = num::accumulate(book.entry_notional, notional).ok_or("entry notional")?;
+        plan.cost_basis = num::accumulate(book.cost_basis, notional).ok_or("cost basis")?;
     } else {
         // Release cost pro rata; the last exit releases exactly what is left,
         // so a trade's total PnL is exact whatever its legs.
-        let released = if num::cmp(applied, book.position).is_ge() {
+        let closes = num::cmp(applied, book.position);
+        let released = if closes.is_ge() {
             book.cost_basis
         } else {
             let scaled = num::mul(book.cost_basis, applied).ok_or("released cost")?;
@@ -104,22 +118,25 @@ fn plan_fill(
             _ => num::sub(notional, released),
         }
         .ok_or("realized PnL")?;
-        plan.position = num::sub(book.position, applied).ok_or("position")?;
-        plan.cost_basis = num::sub(book.cost_basis, released).ok_or("cost basis")?;
-        plan.side_quantity = num::add(book.exit_quantity, applied).ok_or("exit quantity")?;
-        plan.side_notional = num::add(book.exit_notional, notional).ok_or("exit notional")?;
-        plan.book_realized = num::add(book.realized_pnl, gross).ok_or("realized PnL")?;
-        plan.leg_filled = num::add(book.leg_filled, applied).ok_or("leg quantity")?;
+        plan.position =
+            if closes.is_eq() { Decimal::ZERO } else { num::sub(book.position, applied).ok_or("position")? };
+        // All of it released: nothing is left.
+        plan.cost_basis =
+            if closes.is_ge() { Decimal::ZERO } else { num::sub(book.cost_basis, released).ok_or("cost basis")? };
+        plan.side_quantity = num::accumulate(book.exit_quantity, applied).ok_or("exit quantity")?;
+        plan.side_notional = num::accumulate(book.exit_notional, notional).ok_or("exit notional")?;
+        plan.book_realized = num::accumulate(book.realized_pnl, gross).ok_or("realized PnL")?;
+        plan.leg_filled = num::accumulate(book.leg_filled, applied).ok_or("leg quantity")?;
         capital = num::add(capital, gross).ok_or("capital")?;
         plan.capital_after_pnl = capital;
-        plan.account_realized = num::add(account.realized_pnl, gross).ok_or("realized PnL")?;
+        plan.account_realized = num::accumulate(account.realized_pnl, gross).ok_or("realized PnL")?;
         plan.gross = Some(gross);
     }
-    plan.book_fees = num::add(book.fees, fill.fee).ok_or("fees")?;
+    plan.book_fees = num::accumulate(book.fees, fill.fee).ok_or("fees")?;
     plan.capital_after_fee = capital;
     if !fill.fee.is_zero() {
         plan.capital_after_fee = num::sub(capital, fill.fee).ok_or("capital")?;
-        plan.account_fees = num::add(account.fees, fill.fee).ok_or("fees")?;
+        plan.account_fees = num::accumulate(account.fees, fill.fee).ok_or("fees")?;
     }
     Ok(plan)
 }
@@ -268,9 +285,19 @@ impl Kernel {
             let anomaly = Anomaly::new(AnomalyKind::UnknownOrder, message.clone()).event(&event.event_id).reconcile();
             Reject::new(DiagnosticCode::UnknownOrder, message).with(anomaly)
         };
-        let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
         match &event.client_order_id {
             Some(cid) => {
+                let loc = self.orders.get(cid).copied();
+                // A live order that already knows the event's venue id: that id
+                // is indexed to it (an invariant), so its lookup is skipped.
+                if let (Some(OrderLoc::Live(slot_id)), Some(venue_id)) = (loc, &event.venue_order_id) {
+                    if let Some(order) = self.slots.get(slot_id as usize).and_then(|s| s.order.as_ref()) {
+                        if order.venue_order_id.as_ref() == Some(venue_id) {
+                            return Ok((OrderLoc::Live(slot_id), Some(&order.client_order_id)));
+                        }
+                    }
+                }
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
                 if let Some(mapped) = by_venue {
                     if mapped != cid {
                         return Err(Kernel::conflict(
@@ -281,10 +308,11 @@ impl Kernel {
                         ));
                     }
                 }
-                let loc = self.orders.get(cid).copied().ok_or_else(|| unknown(&format!("client order id {cid}")))?;
+                let loc = loc.ok_or_else(|| unknown(&format!("client order id {cid}")))?;
                 Ok((loc, by_venue))
             }
             None => {
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
                 let venue_id = event.venue_order_id.as_deref().unwrap_or("");
                 let loc = by_venue
                     .and_then(|cid| self.orders.get(cid).copied())
@@ -486,7 +514,10 @@ impl Kernel {
         if final_fill {
             order.venue_final = true;
         }
-        let complete = order.is_complete();
+        // `order.is_complete()` from the plan: filled reaches the quantity
+        // exactly when the fill covers what remained.
+        let gap = num::cmp(plan.venue_cumulative, plan.filled).is_gt();
+        let complete = plan.covers || (order.venue_final && !gap);
         order.status = if complete || final_fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
         cx.out.account_changed = true;
         match plan.gross {
@@ -535,7 +566,6 @@ impl Kernel {
                 &event.event_id,
             );
         }
-        let gap = num::cmp(plan.venue_cumulative, plan.filled).is_gt();
         if !plan.excess.is_zero() || (gap && !complete) {
             fill_anomalies(cx, slot_id, slot.trade_id.as_ref(), &order.client_order_id, event, &plan, gap && !complete);
         }
