@@ -240,9 +240,7 @@ impl Kernel {
     /// venue id): bump the version, mark it changed.
     pub(crate) fn touch_slot(&mut self, cx: &mut Ctx<'_>, index: usize) {
         if let Some(slot) = self.slots.get_mut(index) {
-            slot.version = slot.version.saturating_add(1);
-            slot.update_time = Some(cx.now);
-            cx.out.touch(slot.id);
+            touch(cx, slot);
         }
     }
 
@@ -570,7 +568,7 @@ impl Kernel {
 
 /// `Kernel::transition` on a slot in hand.
 #[inline]
-fn shift(
+pub(crate) fn shift(
     cx: &mut Ctx<'_>,
     cfg: &Config,
     account: &mut Account,
@@ -611,7 +609,7 @@ fn shift(
 
 /// `Kernel::rearm_deadline` on a slot in hand.
 #[inline]
-fn rearm(cfg: &Config, slot: &mut Slot, now: Nanos) {
+pub(crate) fn rearm(cfg: &Config, slot: &mut Slot, now: Nanos) {
     if !is_waiting(slot.state) {
         slot.deadline = None;
         slot.deadline_misses = 0;
@@ -626,4 +624,12 @@ fn rearm(cfg: &Config, slot: &mut Slot, now: Nanos) {
     let factor = 1_i64.checked_shl(slot.deadline_misses.min(20)).unwrap_or(i64::MAX);
     let wait = base.saturating_mul(factor).min(cfg.max_query_backoff.max(base));
     slot.deadline = Some(now.saturating_add(wait));
+}
+
+/// `Kernel::touch_slot` on a slot in hand.
+#[inline]
+pub(crate) fn touch(cx: &mut Ctx<'_>, slot: &mut Slot) {
+    slot.version = slot.version.saturating_add(1);
+    slot.update_time = Some(cx.now);
+    cx.out.touch(slot.id);
 }

@@ -2,9 +2,10 @@
 //! the order, applied with exact money, never able to revive a finished order.
 
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 
 use crate::input::{Fill, VenueEvent};
-use crate::kernel::{Ctx, Kernel};
+use crate::kernel::{rearm, shift, touch, Ctx, Kernel};
 use crate::model::{is_free, Account, Book, Order, OrderLoc};
 use crate::num;
 use crate::output::{Anomaly, LedgerEntry, Reject, Step};
@@ -141,6 +142,19 @@ fn plan_fill(
     Ok(plan)
 }
 
+/// What every applied event records on its order.
+#[inline]
+fn note(order: &mut Order, venue_ids: &mut FxHashMap<Id, Id>, event: &VenueEvent) {
+    order.seen_event_ids.insert(event.event_id.clone());
+    order.last_exchange_time = Some(event.exchange_time);
+    if order.venue_order_id.is_none() {
+        if let Some(venue_id) = &event.venue_order_id {
+            order.venue_order_id = Some(venue_id.clone());
+            venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
+        }
+    }
+}
+
 /// Books one ledger entry of a fill of the slot's active order.
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -217,7 +231,7 @@ fn fill_anomalies(
 
 impl Kernel {
     pub(crate) fn on_venue_event(&mut self, cx: &mut Ctx<'_>, event: VenueEvent) -> Step {
-        let (loc, venue_owner) = self.route(&event)?;
+        let (loc, venue_owner, venue_id_matches) = self.route(&event)?;
         let slot_id = match loc {
             OrderLoc::Live(slot_id) => slot_id,
             OrderLoc::Retired(number) => return Err(self.retired_event(number, &event)),
@@ -242,7 +256,7 @@ impl Kernel {
                 ));
             }
         }
-        if let (Some(theirs), Some(ours)) = (&event.venue_order_id, &order.venue_order_id) {
+        if let (false, Some(theirs), Some(ours)) = (venue_id_matches, &event.venue_order_id, &order.venue_order_id) {
             if theirs != ours {
                 return Err(Kernel::conflict(
                     AnomalyKind::OrderMismatch,
@@ -278,8 +292,9 @@ impl Kernel {
     }
 
     /// Finds the order an event is about, by client order id or venue order id.
-    /// Also returns the current owner of the event's venue order id, if any.
-    fn route(&self, event: &VenueEvent) -> Step<(OrderLoc, Option<&Id>)> {
+    /// Also returns the current owner of the event's venue order id, if any,
+    /// and whether the event's venue id is known to be the live order's.
+    fn route(&self, event: &VenueEvent) -> Step<(OrderLoc, Option<&Id>, bool)> {
         let unknown = |what: &str| {
             let message = format!("no order with {what}: the event is not applied");
             let anomaly = Anomaly::new(AnomalyKind::UnknownOrder, message.clone()).event(&event.event_id).reconcile();
@@ -293,7 +308,7 @@ impl Kernel {
                 if let (Some(OrderLoc::Live(slot_id)), Some(venue_id)) = (loc, &event.venue_order_id) {
                     if let Some(order) = self.slots.get(slot_id as usize).and_then(|s| s.order.as_ref()) {
                         if order.venue_order_id.as_ref() == Some(venue_id) {
-                            return Ok((OrderLoc::Live(slot_id), Some(&order.client_order_id)));
+                            return Ok((OrderLoc::Live(slot_id), Some(&order.client_order_id), true));
                         }
                     }
                 }
@@ -309,7 +324,7 @@ impl Kernel {
                     }
                 }
                 let loc = loc.ok_or_else(|| unknown(&format!("client order id {cid}")))?;
-                Ok((loc, by_venue))
+                Ok((loc, by_venue, false))
             }
             None => {
                 let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
@@ -317,7 +332,7 @@ impl Kernel {
                 let loc = by_venue
                     .and_then(|cid| self.orders.get(cid).copied())
                     .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))?;
-                Ok((loc, by_venue))
+                Ok((loc, by_venue, false))
             }
         }
     }
@@ -371,14 +386,9 @@ impl Kernel {
 
     /// Commits what every applied event records on its order.
     fn note_event(&mut self, index: usize, event: &VenueEvent) {
-        let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) else { return };
-        order.seen_event_ids.insert(event.event_id.clone());
-        order.last_exchange_time = Some(event.exchange_time);
-        if order.venue_order_id.is_none() {
-            if let Some(venue_id) = &event.venue_order_id {
-                order.venue_order_id = Some(venue_id.clone());
-                self.venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
-            }
+        let Kernel { slots, venue_ids, .. } = self;
+        if let Some(order) = slots.get_mut(index).and_then(|s| s.order.as_mut()) {
+            note(order, venue_ids, event);
         }
     }
 
@@ -410,37 +420,43 @@ impl Kernel {
     }
 
     fn on_accepted(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
+        let Kernel { slots, account, venue_ids, cfg, .. } = &mut *self;
+        let slot = slots.get_mut(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let Some(order) = slot.order.as_mut() else { return Ok(()) };
+        if order.status != OrderStatus::PendingNew {
+            return self.late_ack(cx, index, event);
+        }
+        note(order, venue_ids, event);
+        order.status = OrderStatus::Accepted;
+        if matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending) {
+            let to = Self::waiting_state(order.purpose, false);
+            let cid = Some(order.client_order_id.clone());
+            shift(cx, cfg, account, slot, to, TransitionCause::OrderAccepted, cid);
+        } else {
+            touch(cx, slot);
+            rearm(cfg, slot, cx.now);
+        }
+        Ok(())
+    }
+
+    /// An ack for an order that is past PENDING_NEW: stale, unless it
+    /// teaches the venue id.
+    #[cold]
+    fn late_ack(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let learns_id = order.venue_order_id.is_none() && event.venue_order_id.is_some();
-        if order.status != OrderStatus::PendingNew {
-            if !learns_id {
-                let message =
-                    format!("ack for {} which is already {}", order.client_order_id, order.status.as_str_name());
-                let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
-                    .slot(slot.id, slot.trade_id.as_ref())
-                    .order(&order.client_order_id)
-                    .event(&event.event_id);
-                return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
-            }
-            // A late ack still teaches us the venue id.
-            self.note_event(index, event);
-            self.touch_slot(cx, index);
-            return Ok(());
+        if !learns_id {
+            let message = format!("ack for {} which is already {}", order.client_order_id, order.status.as_str_name());
+            let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
+                .slot(slot.id, slot.trade_id.as_ref())
+                .order(&order.client_order_id)
+                .event(&event.event_id);
+            return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
         }
-        let cid = order.client_order_id.clone();
-        let purpose = order.purpose;
-        let state = slot.state;
+        // A late ack still teaches us the venue id.
         self.note_event(index, event);
-        if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
-            order.status = OrderStatus::Accepted;
-        }
-        if matches!(state, SlotState::EntryPending | SlotState::ExitPending) {
-            self.transition(cx, index, Self::waiting_state(purpose, false), TransitionCause::OrderAccepted, Some(cid));
-        } else {
-            self.touch_slot(cx, index);
-            self.rearm_deadline(cx, index);
-        }
+        self.touch_slot(cx, index);
         Ok(())
     }
 
@@ -494,14 +510,7 @@ impl Kernel {
         let was_pending = matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending);
         let purpose = order.purpose;
         // Commit: what every event records (`note_event`), then the amounts.
-        order.seen_event_ids.insert(event.event_id.clone());
-        order.last_exchange_time = Some(event.exchange_time);
-        if order.venue_order_id.is_none() {
-            if let Some(venue_id) = &event.venue_order_id {
-                order.venue_order_id = Some(venue_id.clone());
-                venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
-            }
-        }
+        note(order, venue_ids, event);
         let book = &mut slot.book;
         book.position = plan.position;
         book.cost_basis = plan.cost_basis;
