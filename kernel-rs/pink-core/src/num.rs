@@ -234,7 +234,7 @@ pub fn sub(a: Decimal, b: Decimal) -> Option<Decimal> {
 }
 
 /// `a * b`, exactly.
-#[inline]
+#[inline(always)]
 pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
     // Small operands whose product fits an i64 at a scale a decimal holds:
     // the mantissa and scale `build` would give, without i128.

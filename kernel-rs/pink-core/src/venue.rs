@@ -16,6 +16,7 @@ use crate::pb::{
 use crate::text::Id;
 
 /// Everything a fill changes, computed before anything is committed.
+#[derive(Default)]
 struct FillPlan {
     applied: Decimal,
     excess: Decimal,
@@ -50,7 +51,9 @@ fn ovf(what: &str) -> Reject {
 
 /// The new amounts a fill gives, or what cannot be computed exactly.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn plan_fill(
+    plan: &mut FillPlan,
     order: &Order,
     book: &Book,
     side: Side,
@@ -58,7 +61,7 @@ fn plan_fill(
     fill: &Fill,
     cumulative: Decimal,
     pnl_scale: u32,
-) -> Result<FillPlan, &'static str> {
+) -> Result<(), &'static str> {
     // Running totals start at zero: `accumulate` skips the arithmetic then.
     let remaining = if order.fills.filled.is_zero() {
         order.quantity
@@ -78,27 +81,13 @@ fn plan_fill(
     let order_fees = num::accumulate(order.fills.fees, fill.fee).ok_or("order fees")?;
     let venue_cumulative = num::max(order.fills.venue_cumulative, cumulative);
     let mut capital = account.capital;
-    let mut plan = FillPlan {
-        applied,
-        excess,
-        covers: versus.is_ge(),
-        filled,
-        order_notional,
-        order_fees,
-        venue_cumulative,
-        position: book.position,
-        cost_basis: book.cost_basis,
-        side_quantity: Decimal::ZERO,
-        side_notional: Decimal::ZERO,
-        book_fees: Decimal::ZERO,
-        gross: None,
-        book_realized: book.realized_pnl,
-        leg_filled: book.leg_filled,
-        capital_after_pnl: capital,
-        account_realized: account.realized_pnl,
-        capital_after_fee: capital,
-        account_fees: account.fees,
-    };
+    plan.applied = applied;
+    plan.excess = excess;
+    plan.covers = versus.is_ge();
+    plan.filled = filled;
+    plan.order_notional = order_notional;
+    plan.order_fees = order_fees;
+    plan.venue_cumulative = venue_cumulative;
     if order.purpose == OrderPurpose::Entry {
         plan.position = num::accumulate(book.position, applied).ok_or("position")?;
         plan.side_quantity = num::accumulate(book.entry_quantity, applied).ok_or("entry quantity")?;
@@ -139,7 +128,7 @@ fn plan_fill(
         plan.capital_after_fee = num::sub(capital, fill.fee).ok_or("capital")?;
         plan.account_fees = num::accumulate(account.fees, fill.fee).ok_or("fees")?;
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// What every applied event records on its order.
@@ -499,7 +488,9 @@ impl Kernel {
             return Err(Reject::new(DiagnosticCode::StateConflict, "no active order"));
         };
         // Everything is computed (and may refuse) before anything is committed.
-        let plan = plan_fill(order, &slot.book, slot.side, account, &fill, cumulative, pnl_scale).map_err(ovf)?;
+        // Filled in place (a returned plan would be copied out of its `Result`).
+        let mut plan = FillPlan::default();
+        plan_fill(&mut plan, order, &slot.book, slot.side, account, &fill, cumulative, pnl_scale).map_err(ovf)?;
         if plan.applied.is_zero() {
             // Unreachable while live orders are never complete; kept as a loud guard.
             let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id);
