@@ -1181,6 +1181,14 @@ mod tests {
         values.push(Decimal::from_i128_with_scale(i128::from(u64::MAX), 28));
         values.push(Decimal::from_i128_with_scale(-i128::from(u64::MAX) - 1, 3));
         values.push(-Decimal::new(0, 2));
+        let ten_19 = 10_000_000_000_000_000_000_i128;
+        for m in [ten_19 - 1, ten_19, ten_19 + 1, 10_000_500_000_000_000_000_000, 99_999 * ten_19, 10_i128.pow(28) - 1]
+        {
+            for s in [0, 1, 5, 18, 19, 20, 27, 28] {
+                values.push(Decimal::from_i128_with_scale(m, s));
+                values.push(Decimal::from_i128_with_scale(-m, s));
+            }
+        }
         for value in values {
             let mut ours = Vec::new();
             Writer(&mut ours).decimal(5, value);
