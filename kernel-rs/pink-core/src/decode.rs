@@ -68,37 +68,6 @@ pub fn input(message: &pb::KernelInput, cfg: &Config) -> Result<Input, Vec<Viola
     finish_input(c, message.sequence, time, payload)
 }
 
-/// A `pink.v1.KernelInput` whose payload is an intent, a venue event or a mark price,
-/// with its text borrowed from the wire (see `wire::input`).
-pub(crate) struct InputView<'a> {
-    pub sequence: u64,
-    pub time: Option<prost_types::Timestamp>,
-    /// traceparent, tracestate
-    pub trace: Option<(&'a str, &'a str)>,
-    pub payload: PayloadView<'a>,
-}
-
-pub(crate) enum PayloadView<'a> {
-    Intent(IntentView<'a>),
-    Venue(VenueEventView<'a>),
-    Mark(MarkPriceView<'a>),
-}
-
-/// `input` on a borrowed view: the same checks in the same order.
-pub(crate) fn input_view(message: &InputView<'_>, cfg: &Config) -> Result<Input, Vec<Violation>> {
-    let mut c = Checker::new();
-    let time = c.time("time", &message.time);
-    if let Some((traceparent, tracestate)) = message.trace {
-        trace_context(&mut c, traceparent, tracestate);
-    }
-    let payload = match &message.payload {
-        PayloadView::Intent(m) => intent(&mut c, m).map(Payload::Intent),
-        PayloadView::Venue(m) => venue_event(&mut c, m, cfg).map(Payload::Venue),
-        PayloadView::Mark(m) => mark_price(&mut c, m),
-    };
-    finish_input(c, message.sequence, time, payload)
-}
-
 fn trace_context(c: &mut Checker, traceparent: &str, tracestate: &str) {
     c.free_text_ok("trace.traceparent", traceparent, 128);
     c.free_text_ok("trace.tracestate", tracestate, 512);
@@ -263,33 +232,6 @@ pub(crate) struct IntentView<'a> {
     pub cancel_purpose: i32,
     pub labels: &'a BTreeMap<String, String>,
     pub create_time: Option<prost_types::Timestamp>,
-}
-
-/// The labels of an intent that has none.
-pub(crate) static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-
-impl Default for IntentView<'_> {
-    fn default() -> Self {
-        IntentView {
-            intent_id: "",
-            action: 0,
-            slot_id: 0,
-            expected_slot_version: None,
-            symbol: "",
-            side: 0,
-            order_type: 0,
-            limit_price: None,
-            time_in_force: 0,
-            target_size: None,
-            leverage: None,
-            exit_leg_ratios: SmallVec::new(),
-            reduce_only: false,
-            reference_price: None,
-            cancel_purpose: 0,
-            labels: &NO_LABELS,
-            create_time: None,
-        }
-    }
 }
 
 impl<'a> From<&'a pb::Intent> for IntentView<'a> {

@@ -9,13 +9,18 @@
 use prost::encoding::{decode_key, decode_varint, WireType};
 use rust_decimal::Decimal;
 
-use crate::decode::{self, InputView, IntentView, MarkPriceView, PayloadView, VenueEventView};
-use crate::input::Input;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::check::{MAX_LEVERAGE, MAX_SECONDS};
+use crate::input::{Action, Enter, Fill, Input, Intent, Mark, Payload, VenueEvent};
 use crate::model::{Config, Nanos, OrderKind};
-use crate::num::Text;
+use crate::num::{self, Text};
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Place, Transition};
-use crate::pb::{OrderType, TimeInForce};
-use crate::text::Id;
+use crate::pb::{IntentAction, OrderPurpose, OrderType, Side, TimeInForce, VenueEventKind};
+use crate::text::{self, Id};
 
 /// Appends `value` as a protobuf varint (what `prost::encoding::encode_varint`
 /// writes, without its per-byte capacity checks).
@@ -118,8 +123,47 @@ impl Writer<'_> {
 
     /// A `pink.v1.Decimal` in canonical text.
     fn decimal(&mut self, tag: u32, value: Decimal) {
-        let text = Text::new(value);
-        self.message(tag, |w| w.bytes(1, text.as_bytes()));
+        match u64::try_from(value.mantissa().unsigned_abs()) {
+            Ok(mantissa) => self.small_decimal(tag, value.is_sign_negative(), mantissa, value.scale()),
+            Err(_) => {
+                let text = Text::new(value);
+                self.message(tag, |w| w.bytes(1, text.as_bytes()));
+            }
+        }
+    }
+
+    /// The text `num::Text` writes for a mantissa that fits a u64: itoa's
+    /// digits with the point placed in them.
+    fn small_decimal(&mut self, tag: u32, negative: bool, mut mantissa: u64, mut scale: u32) {
+        while scale > 0 && mantissa != 0 && mantissa.wrapping_rem(10) == 0 {
+            mantissa = mantissa.wrapping_div(10);
+            scale = scale.wrapping_sub(1);
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(mantissa).as_bytes();
+        let sign: &[u8] = if negative && mantissa != 0 { b"-" } else { b"" };
+        let scale = scale as usize;
+        let (whole, fraction, pad) = if mantissa == 0 || scale == 0 {
+            (digits, &b""[..], 0)
+        } else if scale < digits.len() {
+            let (whole, fraction) = digits.split_at(digits.len().wrapping_sub(scale));
+            (whole, fraction, 0)
+        } else {
+            (&b"0"[..], digits, scale.wrapping_sub(digits.len()))
+        };
+        let point = usize::from(!fraction.is_empty());
+        // At most 1 + 20 + 1 + 28 bytes: one-byte lengths.
+        let len =
+            sign.len().wrapping_add(whole.len()).wrapping_add(point).wrapping_add(pad).wrapping_add(fraction.len());
+        put_key(tag, WireType::LengthDelimited, self.0);
+        self.0.extend_from_slice(&[(len as u8).wrapping_add(2), 0x0A, len as u8]);
+        self.0.extend_from_slice(sign);
+        self.0.extend_from_slice(whole);
+        if point == 1 {
+            self.0.push(b'.');
+            self.0.extend(std::iter::repeat_n(b'0', pad));
+            self.0.extend_from_slice(fraction);
+        }
     }
 
     /// A `google.protobuf.Timestamp`.
@@ -273,55 +317,63 @@ pub fn outcome_into(out: &Output, buf: &mut Vec<u8>) {
 /// Reads protobuf fields from a byte slice, borrowing text from it.
 struct Reader<'a>(&'a [u8]);
 
+/// Wire types as they appear in a key.
+const VARINT: u8 = WireType::Varint as u8;
+const LENGTH_DELIMITED: u8 = WireType::LengthDelimited as u8;
+
 impl<'a> Reader<'a> {
-    /// The next field key; `None` at the end or on a malformed key.
-    #[inline]
-    fn key(&mut self) -> Option<(u32, WireType)> {
-        match self.0.split_first() {
-            // One byte (tags 1-15): what `decode_key` reads, without its generic buffer.
-            Some((&key, rest)) if key < 0x80 => {
-                let tag = u32::from(key >> 3);
-                let wire_type = match key & 0x07 {
-                    0 => WireType::Varint,
-                    1 => WireType::SixtyFourBit,
-                    2 => WireType::LengthDelimited,
-                    3 => WireType::StartGroup,
-                    4 => WireType::EndGroup,
-                    5 => WireType::ThirtyTwoBit,
-                    _ => return None,
-                };
-                if tag == 0 {
-                    return None;
-                }
-                self.0 = rest;
-                Some((tag, wire_type))
-            }
-            Some(_) => decode_key(&mut self.0).ok(),
-            None => None,
+    /// The next field key: tag and raw wire type (checked by the reader of
+    /// the field); `None` at the end or on a malformed key.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(u32, u8)> {
+        let (&key, rest) = self.0.split_first()?;
+        if key < 0x80 {
+            // Tag 0 is no field of any message read here.
+            self.0 = rest;
+            return Some((u32::from(key >> 3), key & 0x07));
         }
+        decode_key(&mut self.0).ok().map(|(tag, wire_type)| (tag, wire_type as u8))
     }
 
-    #[inline]
-    fn varint(&mut self, wire_type: WireType) -> Option<u64> {
-        if wire_type != WireType::Varint {
+    #[inline(always)]
+    fn varint(&mut self, wire_type: u8) -> Option<u64> {
+        if wire_type != VARINT {
             return None;
         }
         self.raw_varint()
     }
 
-    #[inline]
+    /// A varint as prost reads it (at most 10 bytes, the last one 0 or 1).
+    #[inline(always)]
     fn raw_varint(&mut self) -> Option<u64> {
-        match self.0.split_first() {
-            Some((&byte, rest)) if byte < 0x80 => {
-                self.0 = rest;
-                Some(u64::from(byte))
-            }
-            _ => decode_varint(&mut self.0).ok(),
+        let (&byte, rest) = self.0.split_first()?;
+        if byte < 0x80 {
+            self.0 = rest;
+            return Some(u64::from(byte));
         }
+        self.long_varint()
     }
 
-    fn bytes(&mut self, wire_type: WireType) -> Option<&'a [u8]> {
-        if wire_type != WireType::LengthDelimited {
+    /// A varint of two or more bytes: up to five (35 bits: every length,
+    /// time and enum here) unrolled, longer ones as prost reads them.
+    fn long_varint(&mut self) -> Option<u64> {
+        let low = |byte: u8, shift: u32| u64::from(byte & 0x7F).wrapping_shl(shift);
+        let (value, len) = match *self.0 {
+            [b0, b1, ..] if b1 < 0x80 => (low(b0, 0) | low(b1, 7), 2),
+            [b0, b1, b2, ..] if b2 < 0x80 => (low(b0, 0) | low(b1, 7) | low(b2, 14), 3),
+            [b0, b1, b2, b3, ..] if b3 < 0x80 => (low(b0, 0) | low(b1, 7) | low(b2, 14) | low(b3, 21), 4),
+            [b0, b1, b2, b3, b4, ..] if b4 < 0x80 => {
+                (low(b0, 0) | low(b1, 7) | low(b2, 14) | low(b3, 21) | low(b4, 28), 5)
+            }
+            _ => return decode_varint(&mut self.0).ok(),
+        };
+        self.0 = self.0.split_at_checked(len)?.1;
+        Some(value)
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, wire_type: u8) -> Option<&'a [u8]> {
+        if wire_type != LENGTH_DELIMITED {
             return None;
         }
         let len = usize::try_from(self.raw_varint()?).ok()?;
@@ -330,11 +382,7 @@ impl<'a> Reader<'a> {
         Some(field)
     }
 
-    fn str(&mut self, wire_type: WireType) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes(wire_type)?).ok()
-    }
-
-    #[inline]
+    #[inline(always)]
     fn done(&self) -> bool {
         self.0.is_empty()
     }
@@ -351,7 +399,7 @@ fn first(seen: &mut u32, tag: u32) -> Option<()> {
 }
 
 /// Runs `field` on every field of `bytes`, each tag at most once.
-fn fields<'a>(bytes: &'a [u8], field: impl FnMut(&mut Reader<'a>, u32, WireType) -> Option<()>) -> Option<()> {
+fn fields<'a>(bytes: &'a [u8], field: impl FnMut(&mut Reader<'a>, u32, u8) -> Option<()>) -> Option<()> {
     fields_repeating(bytes, None, field)
 }
 
@@ -359,7 +407,7 @@ fn fields<'a>(bytes: &'a [u8], field: impl FnMut(&mut Reader<'a>, u32, WireType)
 fn fields_repeating<'a>(
     bytes: &'a [u8],
     repeated: Option<u32>,
-    mut field: impl FnMut(&mut Reader<'a>, u32, WireType) -> Option<()>,
+    mut field: impl FnMut(&mut Reader<'a>, u32, u8) -> Option<()>,
 ) -> Option<()> {
     let mut reader = Reader(bytes);
     let mut seen = 0_u32;
@@ -373,12 +421,190 @@ fn fields_repeating<'a>(
     Some(())
 }
 
-/// A `pink.v1.Decimal`'s text.
-fn decimal(bytes: &[u8]) -> Option<&str> {
-    let mut value = "";
+// ----- validating straight from the wire --------------------------------------------------
+
+/// Ids the kernel already holds: a decoded id equal to one of them shares its
+/// allocation instead of allocating (and later freeing) a copy.
+pub(crate) trait Known {
+    fn order_id(&self, cid: &str) -> Option<Id>;
+    fn venue_order_id(&self, vid: &str) -> Option<Id>;
+    fn symbol(&self, symbol: &str) -> Option<Id>;
+}
+
+/// No ids known (decoding ahead of the kernel).
+pub(crate) struct Unknown;
+
+impl Known for Unknown {
+    fn order_id(&self, _: &str) -> Option<Id> {
+        None
+    }
+    fn venue_order_id(&self, _: &str) -> Option<Id> {
+        None
+    }
+    fn symbol(&self, _: &str) -> Option<Id> {
+        None
+    }
+}
+
+/// Byte classes of the `text` charsets (all ASCII).
+const ID: u8 = 1;
+const SYMBOL: u8 = 2;
+const ASSET: u8 = 4;
+const PRINTABLE: u8 = 8;
+
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+static CLASSES: [u8; 256] = {
+    let mut table = [0_u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut class = 0;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-') {
+            class |= ID;
+        }
+        if c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-') {
+            class |= SYMBOL;
+        }
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            class |= ASSET;
+        }
+        if c >= 0x20 && c < 0x7F {
+            class |= PRINTABLE;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+};
+
+#[inline]
+fn all_in(bytes: &[u8], class: u8) -> bool {
+    bytes.iter().all(|b| CLASSES.get(usize::from(*b)).is_some_and(|c| c & class != 0))
+}
+
+/// 1..=`max` bytes of `class`: what the `text` check of that charset accepts
+/// (ASCII, so characters are bytes).
+#[inline]
+fn ascii(bytes: &[u8], class: u8, max: usize) -> Option<&str> {
+    if bytes.is_empty() || bytes.len() > max || !all_in(bytes, class) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// What `text::free_text` accepts.
+fn free_text(bytes: &[u8], max: usize) -> Option<&str> {
+    if bytes.len() <= max && all_in(bytes, PRINTABLE) {
+        return std::str::from_utf8(bytes).ok();
+    }
+    let value = std::str::from_utf8(bytes).ok()?;
+    text::free_text(value, max).ok()?;
+    Some(value)
+}
+
+/// A fresh id (`text::id`).
+fn new_id(bytes: &[u8]) -> Option<Id> {
+    ascii(bytes, ID, 64).map(Id::from)
+}
+
+fn order_id(bytes: &[u8], known: &impl Known) -> Option<Id> {
+    let cid = ascii(bytes, ID, 64)?;
+    Some(known.order_id(cid).unwrap_or_else(|| Id::from(cid)))
+}
+
+fn venue_order_id(bytes: &[u8], known: &impl Known) -> Option<Id> {
+    let vid = ascii(bytes, ID, 64)?;
+    Some(known.venue_order_id(vid).unwrap_or_else(|| Id::from(vid)))
+}
+
+fn symbol(bytes: &[u8], known: &impl Known) -> Option<Id> {
+    let symbol = ascii(bytes, SYMBOL, 32)?;
+    Some(known.symbol(symbol).unwrap_or_else(|| Id::from(symbol)))
+}
+
+/// 10^0 ..= 10^19.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const POW10: [u64; 20] = {
+    let mut table = [1_u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// Decimal text in the plain grammar `num::parse` reads first
+/// (`-?d+(.d{1,18})?`), here with at most 19 digits so that the mantissa is
+/// a u64 (longer text is left to `num::parse` on the general path).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Plain {
+    negative: bool,
+    mantissa: u64,
+    scale: u32,
+}
+
+impl Plain {
+    fn parse(bytes: &[u8]) -> Option<Plain> {
+        let (negative, digits) = match bytes.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, bytes),
+        };
+        let mut mantissa: u64 = 0;
+        let mut count = 0_u32;
+        let mut point = None;
+        for &byte in digits {
+            let digit = byte.wrapping_sub(b'0');
+            if digit < 10 {
+                if count >= 19 {
+                    return None;
+                }
+                // At most 19 digits: below 10^19 < 2^64.
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+                count = count.wrapping_add(1);
+            } else if byte == b'.' && point.is_none() && count > 0 {
+                point = Some(count);
+            } else {
+                return None;
+            }
+        }
+        let scale = match point {
+            Some(at) => count.checked_sub(at).filter(|s| (1..=18).contains(s))?,
+            None => 0,
+        };
+        // "-0" is for `num::parse` to judge.
+        if count == 0 || (negative && mantissa == 0) {
+            return None;
+        }
+        Some(Plain { negative, mantissa, scale })
+    }
+
+    /// The decimal `num::parse` gives: the digits as the mantissa, the fraction's length as the scale.
+    fn decimal(self) -> Decimal {
+        Decimal::from_parts(self.mantissa as u32, (self.mantissa >> 32) as u32, 0, self.negative, self.scale)
+    }
+
+    /// |value| <= 10^`exp`.
+    fn at_most(self, exp: u32) -> bool {
+        let exp = exp.saturating_add(self.scale);
+        POW10.get(exp as usize).is_none_or(|bound| self.mantissa <= *bound)
+    }
+}
+
+/// The text of a serialized `pink.v1.Decimal`.
+fn decimal_text(bytes: &[u8]) -> Option<&[u8]> {
+    // Its one field, as prost writes it.
+    if let Some((&0x0A, rest)) = bytes.split_first() {
+        if let Some((&len, text)) = rest.split_first() {
+            if len < 0x80 && usize::from(len) == text.len() {
+                return Some(text);
+            }
+        }
+    }
+    let mut value: &[u8] = b"";
     fields(bytes, |r, tag, wire_type| {
         match tag {
-            1 => value = r.str(wire_type)?,
+            1 => value = r.bytes(wire_type)?,
             _ => return None,
         }
         Some(())
@@ -386,126 +612,362 @@ fn decimal(bytes: &[u8]) -> Option<&str> {
     Some(value)
 }
 
-/// A `google.protobuf.Timestamp` (prost reads int32 and int64 by truncation).
-fn timestamp(bytes: &[u8]) -> Option<prost_types::Timestamp> {
-    let mut ts = prost_types::Timestamp::default();
-    fields(bytes, |r, tag, wire_type| {
-        match tag {
-            1 => ts.seconds = r.varint(wire_type)? as i64,
-            2 => ts.nanos = r.varint(wire_type)? as i32,
-            _ => return None,
-        }
-        Some(())
-    })?;
-    Some(ts)
+fn plain(bytes: &[u8]) -> Option<Plain> {
+    Plain::parse(decimal_text(bytes)?)
 }
 
-/// An intent without labels (labels are left to prost).
-fn intent(bytes: &[u8]) -> Option<IntentView<'_>> {
-    let mut m = IntentView::default();
+/// A quantity or price: > 0 and <= 1e12 (`Checker::positive_text`).
+fn positive(bytes: &[u8]) -> Option<Decimal> {
+    let value = plain(bytes)?;
+    (!value.negative && value.mantissa > 0 && value.at_most(12)).then(|| value.decimal())
+}
+
+/// A whole leverage in [1, MAX_LEVERAGE], normalized (`Checker::leverage`).
+fn leverage(bytes: &[u8]) -> Option<Decimal> {
+    let value = plain(bytes)?;
+    let unit = POW10.get(value.scale as usize)?;
+    let whole = value.mantissa.checked_div(*unit)?;
+    if value.negative || value.mantissa.checked_rem(*unit)? != 0 || !(1..=u64::from(MAX_LEVERAGE)).contains(&whole) {
+        return None;
+    }
+    Some(value.decimal().normalize())
+}
+
+/// Exit leg ratios in (0, 1] summing to 1 within 1e-9 (`decode::exit_leg_ratios`).
+fn exit_leg_ratios(raw: &[&[u8]]) -> Option<Vec<Decimal>> {
+    if raw.is_empty() {
+        return Some(vec![Decimal::ONE]);
+    }
+    let mut ratios = Vec::with_capacity(raw.len());
+    for bytes in raw {
+        let ratio = plain(bytes)?;
+        if ratio.negative || ratio.mantissa == 0 || !ratio.at_most(0) {
+            return None;
+        }
+        ratios.push(ratio.decimal());
+    }
+    let mut sum = Decimal::ZERO;
+    for ratio in &ratios {
+        sum = num::add(sum, *ratio)?;
+    }
+    (num::sub(sum, Decimal::ONE)?.abs() <= Decimal::new(1, 9)).then_some(ratios)
+}
+
+/// A valid `google.protobuf.Timestamp` (`Checker::time`; prost reads int32
+/// and int64 by truncation) in nanoseconds.
+fn time(bytes: &[u8]) -> Option<Nanos> {
+    let (mut seconds, mut nanos) = (0_i64, 0_i32);
+    let mut r = Reader(bytes);
+    // The fields in order, as prost writes them; anything else is read field by field.
+    if let Some((&0x08, rest)) = r.0.split_first() {
+        r.0 = rest;
+        seconds = r.raw_varint()? as i64;
+    }
+    if let Some((&0x10, rest)) = r.0.split_first() {
+        r.0 = rest;
+        nanos = r.raw_varint()? as i32;
+    }
+    if !r.done() {
+        fields(bytes, |r, tag, wire_type| {
+            match tag {
+                1 => seconds = r.varint(wire_type)? as i64,
+                2 => nanos = r.varint(wire_type)? as i32,
+                _ => return None,
+            }
+            Some(())
+        })?;
+    }
+    if !(0..=MAX_SECONDS).contains(&seconds) || !(0..1_000_000_000).contains(&nanos) {
+        return None;
+    }
+    seconds.checked_mul(1_000_000_000)?.checked_add(i64::from(nanos))
+}
+
+fn trace(bytes: &[u8]) -> Option<()> {
+    fields(bytes, |r, tag, wire_type| {
+        match tag {
+            1 => free_text(r.bytes(wire_type)?, 128)?,
+            2 => free_text(r.bytes(wire_type)?, 512)?,
+            _ => return None,
+        };
+        Some(())
+    })
+}
+
+/// A `pink.v1.Intent` without labels, its fields as on the wire.
+#[derive(Default)]
+struct RawIntent<'a> {
+    intent_id: &'a [u8],
+    action: i32,
+    slot_id: u32,
+    expected_slot_version: Option<u64>,
+    symbol: &'a [u8],
+    side: i32,
+    order_type: i32,
+    limit_price: Option<&'a [u8]>,
+    time_in_force: i32,
+    target_size: Option<&'a [u8]>,
+    leverage: Option<&'a [u8]>,
+    exit_leg_ratios: SmallVec<[&'a [u8]; 4]>,
+    reduce_only: bool,
+    reference_price: Option<&'a [u8]>,
+    cancel_purpose: i32,
+    create_time: Option<&'a [u8]>,
+}
+
+/// `decode::order_kind` of a valid order kind.
+fn order_kind(order_type: i32, limit: Option<&[u8]>, tif: i32) -> Option<OrderKind> {
+    match OrderType::try_from(order_type).ok()? {
+        OrderType::Unspecified => None,
+        OrderType::Limit => {
+            let price = positive(limit?)?;
+            let tif = TimeInForce::try_from(tif).ok().filter(|t| *t != TimeInForce::Unspecified)?;
+            Some(OrderKind::Limit { price, tif })
+        }
+        OrderType::Market => (limit.is_none() && tif == 0).then_some(OrderKind::Market),
+    }
+}
+
+/// `decode::intent` of a valid intent without labels.
+fn intent(bytes: &[u8], known: &impl Known) -> Option<Intent> {
+    let mut m = RawIntent::default();
     fields_repeating(bytes, Some(12), |r, tag, wire_type| {
         match tag {
-            1 => m.intent_id = r.str(wire_type)?,
+            1 => m.intent_id = r.bytes(wire_type)?,
             2 => m.action = r.varint(wire_type)? as i32,
             3 => m.slot_id = r.varint(wire_type)? as u32,
             4 => m.expected_slot_version = Some(r.varint(wire_type)?),
-            5 => m.symbol = r.str(wire_type)?,
+            5 => m.symbol = r.bytes(wire_type)?,
             6 => m.side = r.varint(wire_type)? as i32,
             7 => m.order_type = r.varint(wire_type)? as i32,
-            8 => m.limit_price = Some(decimal(r.bytes(wire_type)?)?),
+            8 => m.limit_price = Some(r.bytes(wire_type)?),
             9 => m.time_in_force = r.varint(wire_type)? as i32,
-            10 => m.target_size = Some(decimal(r.bytes(wire_type)?)?),
-            11 => m.leverage = Some(decimal(r.bytes(wire_type)?)?),
-            12 => m.exit_leg_ratios.push(decimal(r.bytes(wire_type)?)?),
+            10 => m.target_size = Some(r.bytes(wire_type)?),
+            11 => m.leverage = Some(r.bytes(wire_type)?),
+            // More than 16 legs is invalid.
+            12 if m.exit_leg_ratios.len() < 16 => m.exit_leg_ratios.push(r.bytes(wire_type)?),
             13 => m.reduce_only = r.varint(wire_type)? != 0,
-            14 => m.reference_price = Some(decimal(r.bytes(wire_type)?)?),
+            14 => m.reference_price = Some(r.bytes(wire_type)?),
             15 => m.cancel_purpose = r.varint(wire_type)? as i32,
-            17 => m.create_time = Some(timestamp(r.bytes(wire_type)?)?),
+            17 => m.create_time = Some(r.bytes(wire_type)?),
             _ => return None,
         }
         Some(())
     })?;
-    Some(m)
+    let intent_id = new_id(m.intent_id)?;
+    if let Some(at) = m.create_time {
+        time(at)?;
+    }
+    let action = match IntentAction::try_from(m.action).ok()? {
+        IntentAction::Unspecified => return None,
+        IntentAction::Enter => {
+            let symbol = symbol(m.symbol, known)?;
+            let side = Side::try_from(m.side).ok().filter(|s| *s != Side::Unspecified)?;
+            let kind = order_kind(m.order_type, m.limit_price, m.time_in_force)?;
+            let size = positive(m.target_size?)?;
+            let leverage = leverage(m.leverage?)?;
+            let exit_leg_ratios = exit_leg_ratios(&m.exit_leg_ratios)?;
+            let reference_price = match m.reference_price {
+                Some(price) => Some(positive(price)?),
+                None => None,
+            };
+            let limit = matches!(kind, OrderKind::Limit { .. });
+            if m.reduce_only || (limit && reference_price.is_some()) || m.cancel_purpose != 0 {
+                return None;
+            }
+            Action::Enter(Box::new(Enter {
+                symbol,
+                side,
+                kind,
+                size,
+                leverage,
+                exit_leg_ratios,
+                reference_price,
+                labels: Arc::new(BTreeMap::new()),
+            }))
+        }
+        action @ (IntentAction::Exit | IntentAction::ExitResidual) => {
+            if !m.symbol.is_empty()
+                || m.side != 0
+                || m.target_size.is_some()
+                || m.leverage.is_some()
+                || !m.exit_leg_ratios.is_empty()
+                || m.reference_price.is_some()
+                || m.cancel_purpose != 0
+            {
+                return None;
+            }
+            let kind = order_kind(m.order_type, m.limit_price, m.time_in_force)?;
+            if action == IntentAction::Exit {
+                Action::Exit(kind)
+            } else {
+                Action::ExitResidual(kind)
+            }
+        }
+        IntentAction::Cancel => {
+            if !m.symbol.is_empty()
+                || m.side != 0
+                || m.order_type != 0
+                || m.limit_price.is_some()
+                || m.time_in_force != 0
+                || m.target_size.is_some()
+                || m.leverage.is_some()
+                || !m.exit_leg_ratios.is_empty()
+                || m.reference_price.is_some()
+                || m.reduce_only
+            {
+                return None;
+            }
+            let purpose = OrderPurpose::try_from(m.cancel_purpose).ok()?;
+            Action::Cancel((purpose != OrderPurpose::Unspecified).then_some(purpose))
+        }
+    };
+    Some(Intent { intent_id, slot: m.slot_id, expected_version: m.expected_slot_version, action })
 }
 
-fn venue_event(bytes: &[u8]) -> Option<VenueEventView<'_>> {
-    let mut m = VenueEventView::default();
+/// `decode::venue_event` of a valid venue event.
+fn venue_event(bytes: &[u8], cfg: &Config, known: &impl Known) -> Option<VenueEvent> {
+    let mut kind = 0_i32;
+    let (mut cid, mut vid, mut event_id, mut symbol_text): (&[u8], &[u8], &[u8], &[u8]) = (b"", b"", b"", b"");
+    let (mut fee_asset, mut reason): (&[u8], &[u8]) = (b"", b"");
+    let (mut last_quantity, mut cumulative, mut last_price, mut average_price, mut fee) =
+        (None, None, None, None, None);
+    let (mut exchange_time, mut receive_time) = (None, None);
     fields(bytes, |r, tag, wire_type| {
         match tag {
-            1 => m.kind = r.varint(wire_type)? as i32,
-            2 => m.client_order_id = r.str(wire_type)?,
-            3 => m.venue_order_id = r.str(wire_type)?,
-            4 => m.venue_event_id = r.str(wire_type)?,
-            5 => m.symbol = r.str(wire_type)?,
-            6 => m.last_quantity = Some(decimal(r.bytes(wire_type)?)?),
-            7 => m.cumulative_quantity = Some(decimal(r.bytes(wire_type)?)?),
-            8 => m.last_price = Some(decimal(r.bytes(wire_type)?)?),
-            9 => m.average_price = Some(decimal(r.bytes(wire_type)?)?),
-            10 => m.fee = Some(decimal(r.bytes(wire_type)?)?),
-            11 => m.fee_asset = r.str(wire_type)?,
-            12 => m.exchange_time = Some(timestamp(r.bytes(wire_type)?)?),
-            13 => m.reason = r.str(wire_type)?,
-            14 => m.receive_time = Some(timestamp(r.bytes(wire_type)?)?),
+            1 => kind = r.varint(wire_type)? as i32,
+            2 => cid = r.bytes(wire_type)?,
+            3 => vid = r.bytes(wire_type)?,
+            4 => event_id = r.bytes(wire_type)?,
+            5 => symbol_text = r.bytes(wire_type)?,
+            6 => last_quantity = Some(r.bytes(wire_type)?),
+            7 => cumulative = Some(r.bytes(wire_type)?),
+            8 => last_price = Some(r.bytes(wire_type)?),
+            9 => average_price = Some(r.bytes(wire_type)?),
+            10 => fee = Some(r.bytes(wire_type)?),
+            11 => fee_asset = r.bytes(wire_type)?,
+            12 => exchange_time = Some(r.bytes(wire_type)?),
+            13 => reason = r.bytes(wire_type)?,
+            14 => receive_time = Some(r.bytes(wire_type)?),
             _ => return None,
         }
         Some(())
     })?;
-    Some(m)
+    let kind = VenueEventKind::try_from(kind).ok().filter(|k| *k != VenueEventKind::Unspecified)?;
+    if cid.is_empty() && vid.is_empty() {
+        return None;
+    }
+    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, known)?) };
+    let venue_order_id = if vid.is_empty() { None } else { Some(venue_order_id(vid, known)?) };
+    let symbol = if symbol_text.is_empty() { None } else { Some(symbol(symbol_text, known)?) };
+    let exchange_time = time(exchange_time?)?;
+    if let Some(at) = receive_time {
+        time(at)?;
+    }
+    let reason = free_text(reason, 256)?.to_owned();
+    let cumulative = match cumulative {
+        Some(bytes) => {
+            let value = plain(bytes)?;
+            Some((!value.negative && value.at_most(12)).then(|| value.decimal())?)
+        }
+        None => None,
+    };
+    if !fee_asset.is_empty() {
+        ascii(fee_asset, ASSET, 16)?;
+    }
+    let fill = if matches!(kind, VenueEventKind::PartialFill | VenueEventKind::Fill) {
+        let quantity = positive(last_quantity?)?;
+        let price = positive(last_price?)?;
+        if let Some(average) = average_price {
+            positive(average)?;
+        }
+        let fee = match fee {
+            Some(bytes) => {
+                let value = plain(bytes)?;
+                value.at_most(12).then(|| value.decimal())?
+            }
+            None => Decimal::ZERO,
+        };
+        if cumulative? < quantity || (!fee.is_zero() && fee_asset != cfg.settlement_asset.as_bytes()) {
+            return None;
+        }
+        Some(Fill { quantity, price, fee })
+    } else {
+        if last_quantity.is_some() || last_price.is_some() || average_price.is_some() || fee.is_some() {
+            return None;
+        }
+        if matches!(kind, VenueEventKind::Cancelled | VenueEventKind::Expired) && cumulative.is_none() {
+            return None;
+        }
+        None
+    };
+    Some(VenueEvent {
+        kind,
+        client_order_id,
+        venue_order_id,
+        event_id: new_id(event_id)?,
+        symbol,
+        fill,
+        cumulative,
+        exchange_time,
+        reason,
+    })
 }
 
-fn mark_price(bytes: &[u8]) -> Option<MarkPriceView<'_>> {
-    let mut m = MarkPriceView::default();
+/// `decode::mark_price` of a valid mark price.
+fn mark_price(bytes: &[u8], known: &impl Known) -> Option<Mark> {
+    let (mut symbol_text, mut price, mut exchange_time): (&[u8], _, _) = (b"", None, None);
     fields(bytes, |r, tag, wire_type| {
         match tag {
-            1 => m.symbol = r.str(wire_type)?,
-            2 => m.price = Some(decimal(r.bytes(wire_type)?)?),
-            3 => m.exchange_time = Some(timestamp(r.bytes(wire_type)?)?),
+            1 => symbol_text = r.bytes(wire_type)?,
+            2 => price = Some(r.bytes(wire_type)?),
+            3 => exchange_time = Some(r.bytes(wire_type)?),
             _ => return None,
         }
         Some(())
     })?;
-    Some(m)
-}
-
-fn trace(bytes: &[u8]) -> Option<(&str, &str)> {
-    let (mut traceparent, mut tracestate) = ("", "");
-    fields(bytes, |r, tag, wire_type| {
-        match tag {
-            1 => traceparent = r.str(wire_type)?,
-            2 => tracestate = r.str(wire_type)?,
-            _ => return None,
-        }
-        Some(())
-    })?;
-    Some((traceparent, tracestate))
+    let symbol = symbol(symbol_text, known)?;
+    let price = positive(price?)?;
+    if let Some(at) = exchange_time {
+        time(at)?;
+    }
+    Some(Mark { symbol, price })
 }
 
 /// Decodes and validates a serialized `pink.v1.KernelInput` straight from
 /// the wire, for the common case only: an intent without labels, a venue
-/// event or a mark price in the
-/// plain shape (each field at most once with its own wire type, no unknown
-/// field) that validates. `None` means "use `decode::input`", which gives
-/// the same `Input` for everything this accepts and reports every error.
+/// event or a mark price in the plain shape (each field at most once with
+/// its own wire type, no unknown field) that validates. `None` means "use
+/// `decode::input`", which gives the same `Input` for everything this
+/// accepts and reports every error.
 pub fn input(bytes: &[u8], cfg: &Config) -> Option<Input> {
+    input_known(bytes, cfg, &Unknown)
+}
+
+/// [`input`], sharing the ids `known` already holds.
+pub(crate) fn input_known(bytes: &[u8], cfg: &Config, known: &impl Known) -> Option<Input> {
     let mut sequence = 0;
-    let mut time = None;
-    let mut trace_context = None;
+    let mut time_bytes = None;
     let mut payload = None;
     fields(bytes, |r, tag, wire_type| {
         match tag {
             1 => sequence = r.varint(wire_type)?,
-            2 => time = Some(timestamp(r.bytes(wire_type)?)?),
-            3 => trace_context = Some(trace(r.bytes(wire_type)?)?),
+            2 => time_bytes = Some(r.bytes(wire_type)?),
+            3 => trace(r.bytes(wire_type)?)?,
             // One payload only: a second one (even another kind) is for prost to resolve.
-            10 if payload.is_none() => payload = Some(PayloadView::Intent(intent(r.bytes(wire_type)?)?)),
-            11 if payload.is_none() => payload = Some(PayloadView::Venue(venue_event(r.bytes(wire_type)?)?)),
-            12 if payload.is_none() => payload = Some(PayloadView::Mark(mark_price(r.bytes(wire_type)?)?)),
+            10..=12 if payload.is_none() => payload = Some((tag, r.bytes(wire_type)?)),
             _ => return None,
         }
         Some(())
     })?;
-    let view = InputView { sequence, time, trace: trace_context, payload: payload? };
-    decode::input_view(&view, cfg).ok()
+    let (tag, body) = payload?;
+    let time = time(time_bytes?)?;
+    let payload = match tag {
+        10 => Payload::Intent(intent(body, known)?),
+        11 => Payload::Venue(venue_event(body, cfg, known)?),
+        _ => Payload::Mark(mark_price(body, known)?),
+    };
+    Some(Input { sequence, time, payload })
 }
 
 #[cfg(test)]
@@ -701,8 +1163,192 @@ mod tests {
         let theirs = message
             .map_err(|e| e.to_string())
             .and_then(|m| crate::decode::input(&m, cfg).map_err(|v| format!("{v:?}")));
+        // Debug shows each decimal's scale, which `==` does not compare.
+        assert_eq!(format!("{theirs:?}"), format!("{:?}", Ok::<_, String>(&ours)), "{bytes:?}");
         assert_eq!(theirs, Ok(ours), "{bytes:?}");
         true
+    }
+
+    /// Decimals whose mantissa fits a u64 are written as `num::Text` writes them.
+    #[test]
+    fn decimals_write_like_text() {
+        let mut values = vec![Decimal::ZERO, Decimal::new(0, 5), Decimal::new(-0, 3), Decimal::MAX, Decimal::MIN];
+        for (m, s) in
+            [(1, 0), (-1, 28), (10, 1), (100, 2), (12345, 2), (-12345, 5), (120, 6), (i64::MAX, 0), (i64::MIN, 18)]
+        {
+            values.push(Decimal::new(m, s));
+        }
+        values.push(Decimal::from_i128_with_scale(i128::from(u64::MAX), 28));
+        values.push(Decimal::from_i128_with_scale(-i128::from(u64::MAX) - 1, 3));
+        values.push(-Decimal::new(0, 2));
+        let ten_19 = 10_000_000_000_000_000_000_i128;
+        for m in [ten_19 - 1, ten_19, ten_19 + 1, 10_000_500_000_000_000_000_000, 99_999 * ten_19, 10_i128.pow(28) - 1]
+        {
+            for s in [0, 1, 5, 18, 19, 20, 27, 28] {
+                values.push(Decimal::from_i128_with_scale(m, s));
+                values.push(Decimal::from_i128_with_scale(-m, s));
+            }
+        }
+        for value in values {
+            let mut ours = Vec::new();
+            Writer(&mut ours).decimal(5, value);
+            let mut theirs = Vec::new();
+            let text = Text::new(value);
+            Writer(&mut theirs).message(5, |w| w.bytes(1, text.as_bytes()));
+            assert_eq!(ours, theirs, "{value:?}");
+        }
+    }
+
+    /// Decimal text the plain reader takes reads as `num::parse` reads it,
+    /// scale included.
+    #[test]
+    fn plain_decimals_parse_like_num() {
+        let texts = [
+            "0",
+            "1",
+            "-1",
+            "0.01",
+            "0.0100",
+            "100.5",
+            "-0.000100",
+            "1000000000000",
+            "1000000000000.0000001",
+            "9999999999999999999",
+            "99999999999999999999",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "-0",
+            "-0.0",
+            "00012",
+            "1.",
+            ".5",
+            "-",
+            "",
+            "1e5",
+            "1.2.3",
+            "+1",
+            " 1",
+            "18446744073709551615",
+            "1844674407370955161.5",
+            "150",
+            "150.000",
+            "0.5",
+        ];
+        for text in texts {
+            let ours = Plain::parse(text.as_bytes());
+            let theirs = num::parse(text);
+            if let Some(ours) = ours {
+                let theirs = theirs.unwrap_or_else(|e| panic!("{text}: {e:?}"));
+                assert_eq!(ours.decimal().serialize(), theirs.serialize(), "{text}");
+            }
+        }
+        assert!(Plain::parse(b"1000000000000").is_some_and(|p| p.at_most(12)));
+        assert!(Plain::parse(b"1000000000000.000001").is_some_and(|p| !p.at_most(12)));
+        assert!(Plain::parse(b"999999999999.999999").is_some_and(|p| p.at_most(12)));
+        assert!(Plain::parse(b"1.0000000000000000001").is_none());
+    }
+
+    /// Edge values of every checked decimal and id, on each kind of input:
+    /// whatever the wire decoder takes, prost takes identically; and it takes
+    /// the valid plain ones.
+    #[test]
+    fn edge_values_decode_like_prost() {
+        use crate::pb::{kernel_input::Payload as Wire, Decimal as Dec, KernelInput};
+        let cfg = crate::testkit::config(2);
+        let at = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
+        let dec = |t: &str| Some(Dec { value: t.to_owned() });
+        let wrap =
+            |payload| KernelInput { sequence: 3, time: at(1_767_225_600, 5), trace: None, payload: Some(payload) };
+        let amounts = [
+            "1",
+            "0",
+            "-1",
+            "1000000000000",
+            "1000000000000.000000000000000001",
+            "1000000000001",
+            "-1000000000000",
+            "0.000000000000000001",
+            "-0",
+            "1.5",
+            "150",
+            "151",
+            "0.5",
+            "5.000",
+            "1e3",
+            "x",
+            "",
+        ];
+        let (mut taken, mut valid) = (0, 0);
+        let mut check = |message: KernelInput| {
+            let bytes = message.encode_to_vec();
+            let ok = crate::decode::input(&message, &cfg).is_ok();
+            valid += usize::from(ok);
+            if input_matches(&bytes, &cfg) {
+                taken += 1;
+            } else if ok {
+                // "-0" is left to `num::parse`.
+                assert!(format!("{message:?}").contains("\"-0\""), "valid but not taken: {message:?}");
+                taken += 1;
+            }
+        };
+        for a in amounts {
+            for b in ["0.01", a] {
+                let fill = crate::pb::VenueEvent {
+                    kind: crate::pb::VenueEventKind::Fill as i32,
+                    client_order_id: "tk-1".into(),
+                    venue_event_id: "e:1".into(),
+                    last_quantity: dec(b),
+                    cumulative_quantity: dec(a),
+                    last_price: dec(a),
+                    average_price: dec(b),
+                    fee: dec(a),
+                    fee_asset: if a == "1" { "USDT".into() } else { "BTC".into() },
+                    exchange_time: at(1, 0),
+                    reason: if a == "0" { "caf\u{e9}".into() } else { "r\u{7}".into() },
+                    ..Default::default()
+                };
+                check(wrap(Wire::VenueEvent(fill.clone())));
+                check(wrap(Wire::VenueEvent(crate::pb::VenueEvent { reason: String::new(), ..fill.clone() })));
+                check(wrap(Wire::VenueEvent(crate::pb::VenueEvent {
+                    kind: crate::pb::VenueEventKind::Cancelled as i32,
+                    last_quantity: None,
+                    last_price: None,
+                    average_price: None,
+                    fee: None,
+                    reason: String::new(),
+                    ..fill.clone()
+                })));
+                check(wrap(Wire::MarkPrice(crate::pb::MarkPrice {
+                    symbol: "BTC-USDT".into(),
+                    price: dec(a),
+                    exchange_time: at(2, 1),
+                })));
+                let enter = crate::pb::Intent {
+                    intent_id: "i-1".into(),
+                    action: crate::pb::IntentAction::Enter as i32,
+                    symbol: "BTC-USDT".into(),
+                    side: Side::Long as i32,
+                    order_type: OrderType::Limit as i32,
+                    limit_price: dec(b),
+                    time_in_force: TimeInForce::Gtc as i32,
+                    target_size: dec(a),
+                    leverage: dec(a),
+                    exit_leg_ratios: vec![Dec { value: "0.5".into() }, Dec { value: a.into() }],
+                    ..Default::default()
+                };
+                check(wrap(Wire::Intent(enter.clone())));
+                check(wrap(Wire::Intent(crate::pb::Intent {
+                    order_type: OrderType::Market as i32,
+                    limit_price: None,
+                    time_in_force: 0,
+                    reference_price: dec(b),
+                    leverage: dec(b),
+                    exit_leg_ratios: vec![],
+                    ..enter.clone()
+                })));
+            }
+        }
+        assert!(taken == valid && taken > 30, "{taken} of {valid}");
     }
 
     /// Every output of seeded random model-check sequences.
