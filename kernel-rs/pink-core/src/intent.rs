@@ -50,21 +50,57 @@ impl Kernel {
         })
     }
 
+    #[inline(always)]
     fn check_limit_price(instrument: &Instrument, kind: &OrderKind) -> Step {
-        if let OrderKind::Limit { price, .. } = kind {
-            if !num::is_multiple(*price, instrument.price_tick) {
-                return Err(Reject::field(
-                    "intent.limit_price",
-                    format!(
-                        "{} is not a multiple of the price tick {} of {}",
-                        num::to_text(*price),
-                        num::to_text(instrument.price_tick),
-                        instrument.symbol
-                    ),
-                ));
+        match kind {
+            OrderKind::Limit { price, .. } if !num::is_multiple(*price, instrument.price_tick) => {
+                Err(Self::off_tick(instrument, *price))
             }
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    #[cold]
+    fn off_tick(instrument: &Instrument, price: Decimal) -> Reject {
+        Reject::field(
+            "intent.limit_price",
+            format!(
+                "{} is not a multiple of the price tick {} of {}",
+                num::to_text(price),
+                num::to_text(instrument.price_tick),
+                instrument.symbol
+            ),
+        )
+    }
+
+    /// The INVALID_INPUT refusal of an entry whose size or limit price does
+    /// not fit the instrument (off the hot path: built only on refusal).
+    #[cold]
+    fn entry_violations(instrument: &Instrument, enter: &Enter) -> Reject {
+        let mut violations = Vec::new();
+        if !num::is_multiple(enter.size, instrument.quantity_step) {
+            violations.push(crate::output::Violation::new(
+                "intent.target_size",
+                format!(
+                    "{} is not a multiple of the quantity step {}",
+                    num::to_text(enter.size),
+                    num::to_text(instrument.quantity_step)
+                ),
+            ));
+        } else if num::cmp(enter.size, instrument.min_quantity).is_lt() {
+            violations.push(crate::output::Violation::new(
+                "intent.target_size",
+                format!(
+                    "{} is below the minimum quantity {}",
+                    num::to_text(enter.size),
+                    num::to_text(instrument.min_quantity)
+                ),
+            ));
+        }
+        if let Err(reject) = Self::check_limit_price(instrument, &enter.kind) {
+            violations.extend(reject.violations);
+        }
+        Reject::invalid(violations)
     }
 
     fn enter(&mut self, cx: &mut Ctx<'_>, index: usize, intent_id: &Id, enter: Enter) -> Step {
@@ -97,31 +133,10 @@ impl Kernel {
             ));
         }
         let instrument = self.instrument(&enter.symbol)?;
-        let mut violations = Vec::new();
-        if !num::is_multiple(enter.size, instrument.quantity_step) {
-            violations.push(crate::output::Violation::new(
-                "intent.target_size",
-                format!(
-                    "{} is not a multiple of the quantity step {}",
-                    num::to_text(enter.size),
-                    num::to_text(instrument.quantity_step)
-                ),
-            ));
-        } else if num::cmp(enter.size, instrument.min_quantity).is_lt() {
-            violations.push(crate::output::Violation::new(
-                "intent.target_size",
-                format!(
-                    "{} is below the minimum quantity {}",
-                    num::to_text(enter.size),
-                    num::to_text(instrument.min_quantity)
-                ),
-            ));
-        }
-        if let Err(reject) = Self::check_limit_price(instrument, &enter.kind) {
-            violations.extend(reject.violations);
-        }
-        if !violations.is_empty() {
-            return Err(Reject::invalid(violations));
+        let size_ok = num::is_multiple(enter.size, instrument.quantity_step)
+            && !num::cmp(enter.size, instrument.min_quantity).is_lt();
+        if !size_ok || Self::check_limit_price(instrument, &enter.kind).is_err() {
+            return Err(Self::entry_violations(instrument, &enter));
         }
         let cap = num::min(control.max_leverage, self.cfg.hard_max_leverage);
         if num::cmp(enter.leverage, cap).is_gt() {
@@ -194,15 +209,23 @@ impl Kernel {
     }
 
     /// Quantity of the next exit leg (or of the whole remainder).
+    #[inline(always)]
     fn exit_quantity(&self, index: usize, residual: bool) -> Step<(Decimal, u32)> {
+        let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
+        let leg = slot.next_exit_leg;
+        let last_leg = (leg as usize).saturating_add(1) >= slot.exit_leg_ratios.len();
+        if residual || last_leg {
+            return Ok((slot.book.position, leg));
+        }
+        self.exit_leg_quantity(index)
+    }
+
+    /// `exit_quantity` of a leg that is not the last: its share of the entry.
+    #[inline(never)]
+    fn exit_leg_quantity(&self, index: usize) -> Step<(Decimal, u32)> {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let position = slot.book.position;
         let leg = slot.next_exit_leg;
-        let legs = slot.exit_leg_ratios.len();
-        let last_leg = (leg as usize).saturating_add(1) >= legs;
-        if residual || last_leg {
-            return Ok((position, leg));
-        }
         let symbol = slot
             .symbol
             .clone()
@@ -299,7 +322,9 @@ impl Kernel {
             OrderPurpose::Exit => (SlotState::ExitPending, OrderPurpose::Exit),
             _ => (SlotState::EntryPending, OrderPurpose::Entry),
         };
-        let order = Order {
+        let Some(slot) = self.slots.get_mut(index) else { return };
+        // Written straight into the slot: no stack copy of the large Order.
+        slot.order = Some(Order {
             client_order_id: client_order_id.clone(),
             venue_order_id: None,
             purpose,
@@ -320,9 +345,7 @@ impl Kernel {
             last_exchange_time: None,
             queries_sent: 0,
             cancels_sent: 0,
-        };
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        slot.order = Some(order);
+        });
         let (slot_id, trade_id) = (slot.id, slot.trade_id.clone());
         self.orders.insert(client_order_id.clone(), OrderLoc::Live(slot_id));
         cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });

@@ -30,7 +30,15 @@ pub(crate) struct Ctx<'a> {
 /// The reused output and encoding buffers: not state (never compared, hashed
 /// or snapshotted).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scratch(pub(crate) Output, pub(crate) Vec<u8>);
+pub(crate) struct Scratch(pub(crate) Output, pub(crate) Vec<u8>, pub(crate) IdText);
+
+/// Text of the last allocated order and trade id: each keeps its
+/// "<kernel_id>-" / "<kernel_id>-t" prefix, so a new id only appends digits.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdText {
+    order: String,
+    trade: String,
+}
 
 impl PartialEq for Scratch {
     fn eq(&self, _: &Scratch) -> bool {
@@ -359,35 +367,14 @@ impl Kernel {
     pub(crate) fn new_order_id(&mut self) -> Id {
         let number = self.next_order;
         self.next_order = number.saturating_add(1);
-        self.numbered_id("-", number)
+        numbered_id(&mut self.scratch.2.order, &self.cfg.kernel_id, "-", number)
     }
 
     /// Allocates a trade id, "<kernel_id>-t<n>"; call `check_ids` first.
     pub(crate) fn new_trade_id(&mut self) -> Id {
         let number = self.next_trade;
         self.next_trade = number.saturating_add(1);
-        self.numbered_id("-t", number)
-    }
-
-    fn numbered_id(&self, infix: &str, number: u64) -> Id {
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(number);
-        // Kernel ids have at most 12 characters: the text fits on the stack,
-        // so the id costs one allocation (the Arc's).
-        let mut text = [0_u8; 40];
-        let mut len = 0_usize;
-        for part in [self.cfg.kernel_id.as_bytes(), infix.as_bytes(), digits.as_bytes()] {
-            let end = len.saturating_add(part.len());
-            let Some(slot) = text.get_mut(len..end) else {
-                return Arc::from(format!("{}{infix}{digits}", self.cfg.kernel_id));
-            };
-            slot.copy_from_slice(part);
-            len = end;
-        }
-        match text.get(..len).map(std::str::from_utf8) {
-            Some(Ok(id)) => Arc::from(id),
-            _ => Arc::from(format!("{}{infix}{digits}", self.cfg.kernel_id)),
-        }
+        numbered_id(&mut self.scratch.2.trade, &self.cfg.kernel_id, "-t", number)
     }
 
     /// Last mark price of the slot's symbol.
@@ -632,4 +619,18 @@ pub(crate) fn touch(cx: &mut Ctx<'_>, slot: &mut Slot) {
     slot.version = slot.version.saturating_add(1);
     slot.update_time = Some(cx.now);
     cx.out.touch(slot.id);
+}
+
+/// "<kernel_id><infix><number>" built in `text`, whose prefix is reused: one
+/// allocation (the Arc's) and no UTF-8 re-validation.
+fn numbered_id(text: &mut String, kernel_id: &str, infix: &str, number: u64) -> Id {
+    let prefix = kernel_id.len().saturating_add(infix.len());
+    if text.len() < prefix {
+        text.clear();
+        text.push_str(kernel_id);
+        text.push_str(infix);
+    }
+    text.truncate(prefix);
+    text.push_str(itoa::Buffer::new().format(number));
+    Arc::from(text.as_str())
 }
