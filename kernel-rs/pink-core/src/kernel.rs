@@ -28,9 +28,45 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// The reused output and encoding buffers: not state (never compared, hashed
-/// or snapshotted).
+/// or snapshotted). The output is boxed so a step takes it out and puts it
+/// back as one pointer (moving an `Output` is ~200 bytes plus an empty one
+/// built and dropped); it is `None` only while a step holds it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scratch(pub(crate) Output, pub(crate) Vec<u8>, pub(crate) IdText);
+pub(crate) struct Scratch(pub(crate) Option<Box<Output>>, pub(crate) Vec<u8>, pub(crate) IdText);
+
+/// What `Kernel::output` shows before the first step: `Output::default()`.
+static NO_OUTPUT: Output = Output {
+    sequence: 0,
+    code: DiagnosticCode::Unspecified,
+    message: String::new(),
+    violations: Vec::new(),
+    transitions: Vec::new(),
+    commands: Vec::new(),
+    ledger: Vec::new(),
+    anomalies: Vec::new(),
+    changed_slots: Vec::new(),
+    revalued_symbol: None,
+    account_changed: false,
+    control_changed: false,
+};
+
+impl Scratch {
+    /// The reused output, taken out for a step (`put_output` returns it).
+    #[inline]
+    pub(crate) fn take_output(&mut self) -> Box<Output> {
+        self.0.take().unwrap_or_default()
+    }
+
+    #[inline]
+    pub(crate) fn put_output(&mut self, out: Box<Output>) {
+        self.0 = Some(out);
+    }
+
+    #[inline]
+    pub(crate) fn output(&self) -> &Output {
+        self.0.as_deref().unwrap_or(&NO_OUTPUT)
+    }
+}
 
 /// Text of the last allocated order and trade id: each keeps its
 /// "<kernel_id>-" / "<kernel_id>-t" prefix, so a new id only appends digits.
@@ -138,19 +174,19 @@ impl Kernel {
     /// every bit of state as it was.
     pub fn step(&mut self, input: Input) -> &Output {
         self.apply(input);
-        &self.scratch.0
+        self.scratch.output()
     }
 
     /// The output of the last `apply`/`step`.
     pub fn output(&self) -> &Output {
-        &self.scratch.0
+        self.scratch.output()
     }
 
     /// `step` without the borrow of the result (see `output`).
     pub fn apply(&mut self, input: Input) {
-        let mut out = std::mem::take(&mut self.scratch.0);
+        let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
-        self.scratch.0 = out;
+        self.scratch.put_output(out);
     }
 
     /// `step` writing into a caller-owned output (reused across calls, so a

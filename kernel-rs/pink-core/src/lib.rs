@@ -86,17 +86,17 @@ impl Kernel {
     /// until the next call).
     pub fn step_encoded(&mut self, bytes: &[u8]) -> Result<&[u8], String> {
         use prost::Message;
-        let mut out = match wire::input_known(bytes, &self.cfg, self) {
+        let out = match wire::input_known(bytes, &self.cfg, self) {
             // Stepped where decoded: each move of an `Input` is a copy of ~200 bytes.
             Some(input) => {
-                let mut out = std::mem::take(&mut self.scratch.0);
+                let mut out = self.scratch.take_output();
                 self.step_into(input, &mut out);
                 out
             }
             None => {
                 let message =
                     pb::KernelInput::decode(bytes).map_err(|e| format!("not a valid pink.v1.KernelInput: {e}"))?;
-                let mut out = std::mem::take(&mut self.scratch.0);
+                let mut out = self.scratch.take_output();
                 match decode::input(&message, &self.cfg) {
                     Ok(input) => self.step_into(input, &mut out),
                     Err(violations) => Kernel::reject_into(&mut out, self.last_sequence, Reject::invalid(violations)),
@@ -106,7 +106,7 @@ impl Kernel {
         };
         self.scratch.1.clear();
         wire::outcome_into(&out, &mut self.scratch.1);
-        std::mem::swap(&mut self.scratch.0, &mut out);
+        self.scratch.put_output(out);
         Ok(&self.scratch.1)
     }
 
@@ -238,11 +238,11 @@ impl Kernel {
         use prost::Message;
         let Some(expected) = self.last_sequence.checked_add(1) else { return Ok(None) };
         let (true, Some(input)) = (record.sequence == expected, input) else { return Ok(None) };
-        let mut out = std::mem::take(&mut self.scratch.0);
+        let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
         self.scratch.1.clear();
         wire::outcome_into(&out, &mut self.scratch.1);
-        self.scratch.0 = out;
+        self.scratch.put_output(out);
         if record.outcome == Some(self.scratch.1.as_slice()) {
             return Ok(Some(record.position));
         }
@@ -256,7 +256,7 @@ impl Kernel {
                 })
             }
         };
-        let outcome = encode::outcome(&self.scratch.0);
+        let outcome = encode::outcome(self.scratch.output());
         if recorded.as_ref() != Some(&outcome) {
             return Err(replay::diverged(expected, recorded.as_ref(), &outcome));
         }
@@ -274,10 +274,10 @@ impl Kernel {
         let input = record.input.ok_or_else(|| format!("journal record {expected} has no input"))?;
         let input = decode::input(&input, &self.cfg)
             .map_err(|v| format!("journal record {expected}: input no longer validates: {v:?}"))?;
-        let mut out = std::mem::take(&mut self.scratch.0);
+        let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
         let outcome = encode::outcome(&out);
-        self.scratch.0 = out;
+        self.scratch.put_output(out);
         if Some(&outcome) != record.outcome.as_ref() {
             return Err(replay::diverged(expected, record.outcome.as_ref(), &outcome));
         }

@@ -32,9 +32,15 @@ fn put_varint(mut value: u64, buf: &mut Vec<u8>) {
     buf.push(value as u8);
 }
 
-/// A field key.
+/// A field key: one byte for every tag below 16 (all but a few here; inlined,
+/// a constant tag's key is a constant byte).
+#[inline(always)]
 fn put_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
-    put_varint(u64::from(tag << 3 | wire_type as u32), buf);
+    let key = tag << 3 | wire_type as u32;
+    match u8::try_from(key) {
+        Ok(byte) if byte < 0x80 => buf.push(byte),
+        _ => put_varint(u64::from(key), buf),
+    }
 }
 
 /// Appends protobuf fields to a byte buffer.
@@ -96,6 +102,7 @@ impl Writer<'_> {
         self.bytes(tag, value.as_bytes());
     }
 
+    #[inline]
     fn id(&mut self, tag: u32, value: &Option<Id>) {
         self.str(tag, value.as_deref().unwrap_or(""));
     }
@@ -354,9 +361,27 @@ impl<'a> Reader<'a> {
         self.long_varint()
     }
 
-    /// A varint of two or more bytes: up to five (35 bits: every length,
-    /// time and enum here) unrolled, longer ones as prost reads them.
+    /// A varint of two or more bytes. With eight bytes left: from one
+    /// little-endian word, without a branch per byte (a varint ending within
+    /// them is its bits, as prost reads it). Otherwise up to five (35 bits:
+    /// every length, time and enum here) unrolled, longer ones as prost
+    /// reads them. (Zero-padding a shorter tail into a word costs more than
+    /// it saves.)
     fn long_varint(&mut self) -> Option<u64> {
+        if let Some((word, _)) = self.0.split_first_chunk::<8>() {
+            let word = u64::from_le_bytes(*word);
+            let ends = !word & 0x8080_8080_8080_8080;
+            if ends != 0 {
+                // Every byte up to and including the first without its high bit.
+                let x = word & (ends ^ ends.wrapping_sub(1)) & 0x7F7F_7F7F_7F7F_7F7F;
+                let x = ((x & 0x7F00_7F00_7F00_7F00) >> 1) | (x & 0x007F_007F_007F_007F);
+                let x = ((x & 0x3FFF_0000_3FFF_0000) >> 2) | (x & 0x0000_3FFF_0000_3FFF);
+                let x = ((x & 0x0FFF_FFFF_0000_0000) >> 4) | (x & 0x0000_0000_0FFF_FFFF);
+                let len = ((ends.trailing_zeros() >> 3) as usize).wrapping_add(1);
+                self.0 = self.0.get(len..)?;
+                return Some(x);
+            }
+        }
         let low = |byte: u8, shift: u32| u64::from(byte & 0x7F).wrapping_shl(shift);
         let (value, len) = match *self.0 {
             [b0, b1, ..] if b1 < 0x80 => (low(b0, 0) | low(b1, 7), 2),
