@@ -367,6 +367,7 @@ impl<'a> Reader<'a> {
     /// every length, time and enum here) unrolled, longer ones as prost
     /// reads them. (Zero-padding a shorter tail into a word costs more than
     /// it saves.)
+    #[inline(always)]
     fn long_varint(&mut self) -> Option<u64> {
         if let Some((word, _)) = self.0.split_first_chunk::<8>() {
             let word = u64::from_le_bytes(*word);
