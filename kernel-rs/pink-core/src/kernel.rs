@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::input::{Input, Payload};
 use crate::model::{
-    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, Order, OrderKind, OrderLoc, Retired, Slot,
+    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
 };
 use crate::num;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Reject, Step, Transition};
@@ -352,23 +352,30 @@ impl Kernel {
         cx.out.touch(slot.id);
     }
 
-    /// Files `order` (taken from slot `slot`) in the retired ring, forgetting
-    /// the oldest retired orders beyond the ring's bound.
-    fn retire(&mut self, order: Order, slot: u32, trade_id: Option<Id>) {
+    /// Files a finished order in the retired ring, forgetting the oldest
+    /// retired orders beyond the ring's bound.
+    #[inline(always)]
+    fn retire(&mut self, entry: Retired) {
         let Kernel { orders, venue_ids, retired, retired_base, cfg, .. } = self;
+        // Evict first when the new order itself stays (the same end state as
+        // evicting after the push): each old entry is popped and dropped
+        // without the drain machinery.
+        let memory = cfg.retired_order_memory as usize;
+        if memory > 0 {
+            while retired.len() >= memory {
+                let Some(old) = retired.pop_front() else { break };
+                orders.remove(&old.client_order_id);
+                if let Some(venue_id) = &old.venue_order_id {
+                    venue_ids.remove(venue_id);
+                }
+                *retired_base = retired_base.saturating_add(1);
+            }
+        }
         let number = retired_base.saturating_add(retired.len() as u64);
-        if let Some(loc) = orders.get_mut(&order.client_order_id) {
+        if let Some(loc) = orders.get_mut(&entry.client_order_id) {
             *loc = OrderLoc::Retired(number);
         }
-        retired.push_back(Retired {
-            client_order_id: order.client_order_id,
-            venue_order_id: order.venue_order_id,
-            slot,
-            trade_id,
-            status: order.status,
-            seen_event_ids: order.seen_event_ids,
-            symbol: order.symbol,
-        });
+        retired.push_back(entry);
         let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
         if excess > 0 {
             for old in retired.iter().take(excess) {
@@ -541,7 +548,9 @@ impl Kernel {
     /// The order is finished: retire it and settle the slot's state.
     pub(crate) fn resolve_order(&mut self, cx: &mut Ctx<'_>, index: usize, cause: TransitionCause) {
         let Some(slot) = self.slots.get_mut(index) else { return };
-        let Some(order) = slot.order.take() else { return };
+        // Worked on in place and emptied field by field: taking the whole
+        // (large) order out costs two copies of it.
+        let Some(order) = slot.order.as_mut() else { return };
         let cid = order.client_order_id.clone();
         let to = match order.purpose {
             OrderPurpose::Entry if slot.book.position.is_zero() => SlotState::Idle,
@@ -558,9 +567,17 @@ impl Kernel {
         if to == SlotState::Closed {
             slot.close_time = Some(cx.now);
         }
-        let id = slot.id;
-        let trade_id = slot.trade_id.clone();
-        self.retire(order, id, trade_id);
+        let entry = Retired {
+            client_order_id: cid.clone(),
+            venue_order_id: order.venue_order_id.take(),
+            slot: slot.id,
+            trade_id: slot.trade_id.clone(),
+            status: order.status,
+            seen_event_ids: std::mem::take(&mut order.seen_event_ids),
+            symbol: order.symbol.clone(),
+        };
+        slot.order = None;
+        self.retire(entry);
         if to == SlotState::Closed {
             self.account.trades_closed = self.account.trades_closed.saturating_add(1);
             cx.out.account_changed = true;

@@ -293,12 +293,17 @@ pub fn floor_to_step(value: Decimal, step: Decimal) -> Option<Decimal> {
 
 /// Whether `value` is a whole multiple of `step`.
 pub fn is_multiple(value: Decimal, step: Decimal) -> bool {
-    if step <= Decimal::ZERO {
+    // `step <= 0` without the general decimal comparison.
+    if step.is_zero() || step.is_sign_negative() {
         return false;
     }
     // Small operands at a common scale: a multiple exactly when the integer
     // remainder is zero.
     if let Some((mv, ms, _)) = align_small(&value, &step) {
+        // An i64 remainder when both fit: the i128 one is a library call.
+        if let (Ok(v), Ok(s)) = (i64::try_from(mv), i64::try_from(ms)) {
+            return v.checked_rem(s) == Some(0);
+        }
         return mv.checked_rem(ms) == Some(0);
     }
     match value.checked_rem(step) {
