@@ -35,20 +35,7 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct Scratch(pub(crate) Option<Box<Output>>, pub(crate) Vec<u8>, pub(crate) IdText);
 
 /// What `Kernel::output` shows before the first step: `Output::default()`.
-static NO_OUTPUT: Output = Output {
-    sequence: 0,
-    code: DiagnosticCode::Unspecified,
-    message: String::new(),
-    violations: Vec::new(),
-    transitions: Vec::new(),
-    commands: Vec::new(),
-    ledger: Vec::new(),
-    anomalies: Vec::new(),
-    changed_slots: Vec::new(),
-    revalued_symbol: None,
-    account_changed: false,
-    control_changed: false,
-};
+static NO_OUTPUT: Output = Output::with_code(0, DiagnosticCode::Unspecified);
 
 impl Scratch {
     /// The reused output, taken out for a step (`put_output` returns it).

@@ -26,6 +26,18 @@ const POW10: [i128; 39] = {
     table
 };
 
+/// 10^0 ..= 10^19: the powers of ten a u64 holds (the wire decoder's decimals).
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+pub(crate) const POW10_U64: [u64; 20] = {
+    let mut table = [1_u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
 /// 10^0 ..= 10^18: the powers of ten an i64 holds.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 const POW10_I64: [i64; 19] = {

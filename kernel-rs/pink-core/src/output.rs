@@ -29,10 +29,15 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(sequence: u64) -> Output {
+    pub const fn new(sequence: u64) -> Output {
+        Output::with_code(sequence, DiagnosticCode::Ok)
+    }
+
+    /// An output with nothing in it; `with_code(0, Unspecified)` is `Output::default()`.
+    pub(crate) const fn with_code(sequence: u64, code: DiagnosticCode) -> Output {
         Output {
             sequence,
-            code: DiagnosticCode::Ok,
+            code,
             message: String::new(),
             violations: Vec::new(),
             transitions: Vec::new(),
@@ -253,3 +258,14 @@ impl Reject {
 
 /// Result of a handler.
 pub type Step<T = ()> = Result<T, Reject>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_empty_output_is_the_default_one() {
+        assert_eq!(Output::with_code(0, DiagnosticCode::Unspecified), Output::default());
+        assert_eq!(Output::new(7).code, DiagnosticCode::Ok);
+    }
+}

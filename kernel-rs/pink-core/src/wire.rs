@@ -548,18 +548,6 @@ fn symbol(bytes: &[u8], known: &impl Known) -> Option<Id> {
     Some(known.symbol(symbol).unwrap_or_else(|| Id::from(symbol)))
 }
 
-/// 10^0 ..= 10^19.
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-const POW10: [u64; 20] = {
-    let mut table = [1_u64; 20];
-    let mut i = 1;
-    while i < 20 {
-        table[i] = table[i - 1] * 10;
-        i += 1;
-    }
-    table
-};
-
 /// Decimal text in the plain grammar `num::parse` reads first
 /// (`-?d+(.d{1,18})?`), here with at most 19 digits so that the mantissa is
 /// a u64 (longer text is left to `num::parse` on the general path).
@@ -613,7 +601,7 @@ impl Plain {
     /// |value| <= 10^`exp`.
     fn at_most(self, exp: u32) -> bool {
         let exp = exp.saturating_add(self.scale);
-        POW10.get(exp as usize).is_none_or(|bound| self.mantissa <= *bound)
+        num::POW10_U64.get(exp as usize).is_none_or(|bound| self.mantissa <= *bound)
     }
 }
 
@@ -651,7 +639,7 @@ fn positive(bytes: &[u8]) -> Option<Decimal> {
 /// A whole leverage in [1, MAX_LEVERAGE], normalized (`Checker::leverage`).
 fn leverage(bytes: &[u8]) -> Option<Decimal> {
     let value = plain(bytes)?;
-    let unit = POW10.get(value.scale as usize)?;
+    let unit = num::POW10_U64.get(value.scale as usize)?;
     let whole = value.mantissa.checked_div(*unit)?;
     if value.negative || value.mantissa.checked_rem(*unit)? != 0 || !(1..=u64::from(MAX_LEVERAGE)).contains(&whole) {
         return None;
