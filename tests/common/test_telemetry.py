@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +12,7 @@ import grpc
 import grpc.aio
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.common.errors import abort_invalid_argument
@@ -205,6 +206,22 @@ async def endless(_request: bytes, _context: grpc.aio.ServicerContext[bytes, byt
         index += 1
 
 
+class _SpansEnded(SpanProcessor):
+    """Sets ``all`` once ``want`` server spans named ``name`` have ended."""
+
+    def __init__(self, name: str, *, want: int) -> None:
+        self.name = name
+        self.want = want
+        self.count = 0
+        self.all = asyncio.Event()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.name == self.name and span.kind.name == "SERVER":
+            self.count += 1
+            if self.count >= self.want:
+                self.all.set()
+
+
 @pytest.mark.anyio
 async def test_a_stream_the_client_abandons_ends_its_span_without_a_context_error(
     provider: TracerProvider, exporter: InMemorySpanExporter, log_stream: io.StringIO
@@ -215,6 +232,8 @@ async def test_a_stream_the_client_abandons_ends_its_span_without_a_context_erro
     (legacy-style noise: OpenTelemetry's "Failed to detach context" on every WatchRecords a
     consumer leaves)."""
     handler = grpc.method_handlers_generic_handler(SERVICE, {"Endless": grpc.unary_stream_rpc_method_handler(endless)})
+    ended = _SpansEnded(f"/{SERVICE}/Endless", want=3)
+    provider.add_span_processor(ended)
 
     def add(servicer: Any, server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers((servicer,))
@@ -235,7 +254,10 @@ async def test_a_stream_the_client_abandons_ends_its_span_without_a_context_erro
                 call.cancel()
     finally:
         await server.stop()
-    gc.collect()  # an abandoned handler generator is finalised here at the latest
+    # An abandoned handler generator is finalised by gc at the latest; asyncio then closes it
+    # in a task of its own, which ends the span: wait for those ends, not for a fixed time.
+    gc.collect()
+    await asyncio.wait_for(ended.all.wait(), 10)
     served = [s for s in exporter.get_finished_spans() if s.name == f"/{SERVICE}/Endless" and s.kind.name == "SERVER"]
     assert len(served) == 3, "every abandoned stream's span ended"
     assert "Failed to detach context" not in log_stream.getvalue()
