@@ -27,6 +27,51 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Output,
 }
 
+/// A capital change: the amount and the capital before and after it (the
+/// caller computed `after` with its overflow check).
+#[derive(Clone, Copy)]
+pub(crate) struct Change {
+    pub amount: Decimal,
+    pub before: Decimal,
+    pub after: Decimal,
+}
+
+/// What a ledger entry names; which ids exist depends on its cause.
+pub(crate) struct Origin {
+    pub slot: Option<u32>,
+    pub trade_id: Option<Id>,
+    pub client_order_id: Option<Id>,
+    pub venue_event_id: Option<Id>,
+    pub symbol: Option<Id>,
+}
+
+/// Books one ledger entry: the one place the ledger sequence advances.
+#[inline]
+pub(crate) fn push_ledger(
+    cx: &mut Ctx<'_>,
+    account: &mut Account,
+    kind: LedgerEntryKind,
+    change: Change,
+    origin: Origin,
+) {
+    account.ledger_sequence = account.ledger_sequence.saturating_add(1);
+    cx.out.ledger.push(LedgerEntry {
+        ledger_sequence: account.ledger_sequence,
+        kind,
+        amount: change.amount,
+        capital_before: change.before,
+        capital_after: change.after,
+        input_sequence: cx.seq,
+        time: cx.now,
+        slot: origin.slot,
+        trade_id: origin.trade_id,
+        client_order_id: origin.client_order_id,
+        venue_event_id: origin.venue_event_id,
+        symbol: origin.symbol,
+    });
+    cx.out.account_changed = true;
+}
+
 /// The reused output and encoding buffers: not state (never compared, hashed
 /// or snapshotted). The output is boxed so a step takes it out and puts it
 /// back as one pointer (moving an `Output` is ~200 bytes plus an empty one
@@ -283,37 +328,26 @@ impl Kernel {
         }
     }
 
-    /// Books one ledger entry whose `after` was computed (and checked) by the caller.
-    #[allow(clippy::too_many_arguments)]
+    /// Books one ledger entry of a funding or reconcile input (no order):
+    /// the trade id comes from the slot, if there is one.
     pub(crate) fn book(
         &mut self,
         cx: &mut Ctx<'_>,
         kind: LedgerEntryKind,
-        amount: Decimal,
-        before: Decimal,
-        after: Decimal,
+        change: Change,
         slot: Option<u32>,
-        client_order_id: Option<&Id>,
-        event_id: Option<&Id>,
+        venue_event_id: Option<&Id>,
         symbol: Option<&Id>,
     ) {
-        self.account.ledger_sequence = self.account.ledger_sequence.saturating_add(1);
         let trade_id = slot.and_then(|s| self.slots.get(s as usize)).and_then(|s| s.trade_id.clone());
-        cx.out.ledger.push(LedgerEntry {
-            ledger_sequence: self.account.ledger_sequence,
-            kind,
-            amount,
-            capital_before: before,
-            capital_after: after,
-            input_sequence: cx.seq,
-            time: cx.now,
+        let origin = Origin {
             slot,
             trade_id,
-            client_order_id: client_order_id.cloned(),
-            venue_event_id: event_id.cloned(),
+            client_order_id: None,
+            venue_event_id: venue_event_id.cloned(),
             symbol: symbol.cloned(),
-        });
-        cx.out.account_changed = true;
+        };
+        push_ledger(cx, &mut self.account, kind, change, origin);
     }
 
     /// Emits a command about the slot's active order.
@@ -476,17 +510,8 @@ impl Kernel {
         self.funding_watermarks.insert(funding.symbol.clone(), funding.time);
         self.account.capital = after;
         self.account.funding = total;
-        self.book(
-            cx,
-            LedgerEntryKind::Funding,
-            funding.amount,
-            before,
-            after,
-            None,
-            None,
-            Some(&funding.funding_id),
-            Some(&funding.symbol),
-        );
+        let change = Change { amount: funding.amount, before, after };
+        self.book(cx, LedgerEntryKind::Funding, change, None, Some(&funding.funding_id), Some(&funding.symbol));
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use rust_decimal::Decimal;
 
 use crate::input::{Reconcile, SlotTruth};
-use crate::kernel::{Ctx, Kernel};
+use crate::kernel::{Change, Ctx, Kernel};
 use crate::model::Book;
 use crate::num;
 use crate::output::{Anomaly, Reject, Step, Violation};
@@ -265,7 +265,7 @@ impl Kernel {
             let before = self.account.capital;
             self.account.capital = balance;
             self.account.adjustments = total;
-            self.book(cx, LedgerEntryKind::Adjustment, amount, before, balance, None, None, None, None);
+            self.book(cx, LedgerEntryKind::Adjustment, Change { amount, before, after: balance }, None, None, None);
             cx.out.anomalies.push(Anomaly::new(
                 AnomalyKind::BalanceAdjusted,
                 format!(

@@ -5,10 +5,10 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::input::{Fill, VenueEvent};
-use crate::kernel::{rearm, shift, touch, Ctx, Kernel};
+use crate::kernel::{push_ledger, rearm, shift, touch, Change, Ctx, Kernel, Origin};
 use crate::model::{is_free, Account, Book, Order, OrderLoc};
 use crate::num;
-use crate::output::{Anomaly, LedgerEntry, Reject, Step};
+use crate::output::{Anomaly, Reject, Step};
 use crate::pb::{
     AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, OrderStatus, QueryReason, Side, SlotState,
     TransitionCause, VenueEventKind,
@@ -142,40 +142,6 @@ fn note(order: &mut Order, venue_ids: &mut FxHashMap<Id, Id>, event: &VenueEvent
             venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
         }
     }
-}
-
-/// Books one ledger entry of a fill of the slot's active order.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn ledger(
-    cx: &mut Ctx<'_>,
-    account: &mut Account,
-    kind: LedgerEntryKind,
-    amount: Decimal,
-    before: Decimal,
-    after: Decimal,
-    slot: u32,
-    trade_id: &Option<Id>,
-    client_order_id: &Id,
-    symbol: &Id,
-    event_id: &Id,
-) {
-    account.ledger_sequence = account.ledger_sequence.saturating_add(1);
-    cx.out.ledger.push(LedgerEntry {
-        ledger_sequence: account.ledger_sequence,
-        kind,
-        amount,
-        capital_before: before,
-        capital_after: after,
-        input_sequence: cx.seq,
-        time: cx.now,
-        slot: Some(slot),
-        trade_id: trade_id.clone(),
-        client_order_id: Some(client_order_id.clone()),
-        venue_event_id: Some(event_id.clone()),
-        symbol: Some(symbol.clone()),
-    });
-    cx.out.account_changed = true;
 }
 
 /// The overfill and fill-gap anomalies of an applied fill.
@@ -520,6 +486,14 @@ impl Kernel {
         let complete = plan.covers || (order.venue_final && !gap);
         order.status = if complete || final_fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
         cx.out.account_changed = true;
+        // Both entries of a fill (PnL, fee) name the same trade, order and event.
+        let origin = || Origin {
+            slot: Some(slot_id),
+            trade_id: slot.trade_id.clone(),
+            client_order_id: Some(order.client_order_id.clone()),
+            venue_event_id: Some(event.event_id.clone()),
+            symbol: Some(order.symbol.clone()),
+        };
         match plan.gross {
             None => {
                 book.entry_quantity = plan.side_quantity;
@@ -533,38 +507,16 @@ impl Kernel {
                 let before = account.capital;
                 account.capital = plan.capital_after_pnl;
                 account.realized_pnl = plan.account_realized;
-                ledger(
-                    cx,
-                    account,
-                    LedgerEntryKind::RealizedPnl,
-                    gross,
-                    before,
-                    plan.capital_after_pnl,
-                    slot_id,
-                    &slot.trade_id,
-                    &order.client_order_id,
-                    &order.symbol,
-                    &event.event_id,
-                );
+                let change = Change { amount: gross, before, after: plan.capital_after_pnl };
+                push_ledger(cx, account, LedgerEntryKind::RealizedPnl, change, origin());
             }
         }
         if !fill.fee.is_zero() {
             let before = account.capital;
             account.capital = plan.capital_after_fee;
             account.fees = plan.account_fees;
-            ledger(
-                cx,
-                account,
-                LedgerEntryKind::Fee,
-                num::neg(fill.fee),
-                before,
-                plan.capital_after_fee,
-                slot_id,
-                &slot.trade_id,
-                &order.client_order_id,
-                &order.symbol,
-                &event.event_id,
-            );
+            let change = Change { amount: num::neg(fill.fee), before, after: plan.capital_after_fee };
+            push_ledger(cx, account, LedgerEntryKind::Fee, change, origin());
         }
         if !plan.excess.is_zero() || (gap && !complete) {
             fill_anomalies(cx, slot_id, slot.trade_id.as_ref(), &order.client_order_id, event, &plan, gap && !complete);
