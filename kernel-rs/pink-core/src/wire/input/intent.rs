@@ -144,7 +144,7 @@ pub(super) fn order_kind(order_type: i32, limit: Option<&[u8]>, tif: i32) -> Opt
 /// `decode::intent` of a valid intent without labels.
 pub(super) fn intent(bytes: &[u8], known: &impl Known) -> Option<Intent> {
     let m = RawIntent::in_order(bytes).or_else(|| RawIntent::any_order(bytes))?;
-    let texts = Texts::new(bytes, &[m.intent_id, m.symbol]);
+    let texts = Texts::new(bytes, &[m.intent_id]);
     let intent_id = new_id(m.intent_id, &texts)?;
     if let Some(at) = m.create_time {
         time(at)?;

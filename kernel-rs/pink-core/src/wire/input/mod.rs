@@ -18,8 +18,10 @@ pub(super) use values::Plain;
 /// allocation instead of allocating (and later freeing) a copy.
 pub(crate) trait Known {
     fn order_id(&self, cid: &str) -> Option<Id>;
-    fn venue_order_id(&self, vid: &str) -> Option<Id>;
-    fn symbol(&self, symbol: &str) -> Option<Id>;
+    /// A venue order id and the client order id it maps to.
+    fn venue_order(&self, vid: &str) -> Option<(Id, Id)>;
+    /// An instrument's symbol, given as its bytes (checked ASCII).
+    fn symbol(&self, symbol: &[u8]) -> Option<Id>;
 }
 
 /// No ids known (decoding ahead of the kernel).
@@ -29,10 +31,10 @@ impl Known for Unknown {
     fn order_id(&self, _: &str) -> Option<Id> {
         None
     }
-    fn venue_order_id(&self, _: &str) -> Option<Id> {
+    fn venue_order(&self, _: &str) -> Option<(Id, Id)> {
         None
     }
-    fn symbol(&self, _: &str) -> Option<Id> {
+    fn symbol(&self, _: &[u8]) -> Option<Id> {
         None
     }
 }
@@ -125,3 +127,6 @@ fn any_order(bytes: &[u8]) -> Option<RawInput<'_>> {
     let (tag, body) = payload?;
     Some((sequence, time_bytes, tag, body))
 }
+
+#[cfg(test)]
+mod tests;

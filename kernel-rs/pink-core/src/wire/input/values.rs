@@ -49,7 +49,8 @@ pub(super) fn all_in(bytes: &[u8], class: u8) -> bool {
 /// The text of a message's ids: `from_utf8` once over the span of the
 /// message that holds them all (in the usual shape the keys and lengths
 /// between them are ASCII too) instead of once per id. An id outside that
-/// span, or any id when the span is not UTF-8, is converted on its own.
+/// span (a symbol, which usually needs no text), or any id when the span is
+/// not UTF-8, is converted on its own.
 pub(super) struct Texts<'a> {
     /// Address of the span's first byte.
     base: usize,
@@ -110,19 +111,34 @@ pub(super) fn new_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
     ascii(bytes, ID, 64, texts).map(Id::from)
 }
 
-pub(super) fn order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
+/// A client order id; `mapped` (what the event's venue order id maps to)
+/// is shared when it is the same id, which saves looking it up.
+pub(super) fn order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>, mapped: Option<Id>) -> Option<Id> {
     let cid = ascii(bytes, ID, 64, texts)?;
+    if let Some(id) = mapped.filter(|id| id.as_bytes() == bytes) {
+        return Some(id);
+    }
     Some(known.order_id(cid).unwrap_or_else(|| Id::from(cid)))
 }
 
-pub(super) fn venue_order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
+/// A venue order id and, when the kernel holds it, the client order id it maps to.
+pub(super) fn venue_order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<(Id, Option<Id>)> {
     let vid = ascii(bytes, ID, 64, texts)?;
-    Some(known.venue_order_id(vid).unwrap_or_else(|| Id::from(vid)))
+    Some(match known.venue_order(vid) {
+        Some((vid, cid)) => (vid, Some(cid)),
+        None => (Id::from(vid), None),
+    })
 }
 
+/// A symbol; one the kernel holds needs no text.
 pub(super) fn symbol<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
-    let symbol = ascii(bytes, SYMBOL, 32, texts)?;
-    Some(known.symbol(symbol).unwrap_or_else(|| Id::from(symbol)))
+    if bytes.is_empty() || bytes.len() > 32 || !all_in(bytes, SYMBOL) {
+        return None;
+    }
+    match known.symbol(bytes) {
+        Some(id) => Some(id),
+        None => texts.get(bytes).map(Id::from),
+    }
 }
 
 /// Decimal text in the plain grammar `num::parse` reads first
@@ -236,18 +252,19 @@ pub(super) fn exit_leg_ratios(raw: &[&[u8]]) -> Option<Vec<Decimal>> {
         return Some(vec![Decimal::ONE]);
     }
     let mut ratios = Vec::with_capacity(raw.len());
+    // The exact sum in units of 1e-18 (at most 18 decimals): 16 legs of at
+    // most 1 stay below 2^64.
+    let mut sum: u64 = 0;
     for bytes in raw {
         let ratio = plain(bytes)?;
         if ratio.negative || ratio.mantissa == 0 || !ratio.at_most(0) {
             return None;
         }
+        let unit = num::POW10_U64.get(18_usize.checked_sub(ratio.scale as usize)?)?;
+        sum = sum.checked_add(ratio.mantissa.checked_mul(*unit)?)?;
         ratios.push(ratio.decimal());
     }
-    let mut sum = Decimal::ZERO;
-    for ratio in &ratios {
-        sum = num::add(sum, *ratio)?;
-    }
-    (num::sub(sum, Decimal::ONE)?.abs() <= Decimal::new(1, 9)).then_some(ratios)
+    (sum.abs_diff(1_000_000_000_000_000_000) <= 1_000_000_000).then_some(ratios)
 }
 
 /// A valid `google.protobuf.Timestamp` (`Checker::time`; prost reads int32

@@ -131,15 +131,21 @@ pub(super) fn venue_event(bytes: &[u8], cfg: &Config, known: &impl Known) -> Opt
     if cid.is_empty() && vid.is_empty() {
         return None;
     }
-    let texts = Texts::new(bytes, &[cid, vid, event_id, symbol_text]);
-    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, known, &texts)?) };
-    let venue_order_id = if vid.is_empty() { None } else { Some(venue_order_id(vid, known, &texts)?) };
+    let texts = Texts::new(bytes, &[cid, vid, event_id]);
+    let (venue_order_id, mapped) = match vid {
+        [] => (None, None),
+        _ => {
+            let (vid, mapped) = venue_order_id(vid, known, &texts)?;
+            (Some(vid), mapped)
+        }
+    };
+    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, known, &texts, mapped)?) };
     let symbol = if symbol_text.is_empty() { None } else { Some(symbol(symbol_text, known, &texts)?) };
     let exchange_time = time(exchange_time?)?;
     if let Some(at) = receive_time {
         time(at)?;
     }
-    let reason = free_text(reason, 256)?.to_owned();
+    let reason = if reason.is_empty() { String::new() } else { free_text(reason, 256)?.to_owned() };
     let cumulative = match cumulative {
         Some(bytes) => {
             let value = plain(bytes)?;
@@ -216,7 +222,7 @@ pub(super) fn mark_price(bytes: &[u8], known: &impl Known) -> Option<Mark> {
             Some(())
         })?;
     }
-    let symbol = symbol(symbol_text, known, &Texts::new(bytes, &[symbol_text]))?;
+    let symbol = symbol(symbol_text, known, &Texts::new(bytes, &[]))?;
     let price = positive(price?)?;
     if let Some(at) = exchange_time {
         time(at)?;
