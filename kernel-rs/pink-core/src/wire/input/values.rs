@@ -270,9 +270,16 @@ pub(super) fn exit_leg_ratios(raw: &[&[u8]]) -> Option<Vec<Decimal>> {
 /// A valid `google.protobuf.Timestamp` (`Checker::time`; prost reads int32
 /// and int64 by truncation) in nanoseconds.
 pub(super) fn time(bytes: &[u8]) -> Option<Nanos> {
-    if let Some((seconds, nanos)) = time_words(bytes) {
-        return nanos_since_epoch(seconds as i64, nanos as i32);
+    match time_words(bytes) {
+        Some((seconds, nanos)) => nanos_since_epoch(seconds as i64, nanos as i32),
+        None => time_short(bytes),
     }
+}
+
+/// [`time`] of a timestamp that is not in the shape `time_words` reads.
+#[cold]
+#[inline(never)]
+fn time_short(bytes: &[u8]) -> Option<Nanos> {
     // The fields in order, as prost writes them; anything else is read field by field.
     let (seconds, nanos) = match bytes {
         [] => (0, 0),
