@@ -142,7 +142,7 @@ fn timestamps_read_like_the_field_loop() {
     assert!(fast > 100, "{fast}");
 }
 
-/// The legs' integer sum decides as the exact decimal sum did.
+/// Leg ratios read from the wire decide as the same ratios parsed as text do.
 #[test]
 fn exit_leg_ratio_sums_decide_like_decimals() {
     let texts = [

@@ -252,19 +252,18 @@ pub(super) fn exit_leg_ratios(raw: &[&[u8]]) -> Option<Vec<Decimal>> {
         return Some(vec![Decimal::ONE]);
     }
     let mut ratios = Vec::with_capacity(raw.len());
-    // The exact sum in units of 1e-18 (at most 18 decimals): 16 legs of at
-    // most 1 stay below 2^64.
-    let mut sum: u64 = 0;
     for bytes in raw {
         let ratio = plain(bytes)?;
         if ratio.negative || ratio.mantissa == 0 || !ratio.at_most(0) {
             return None;
         }
-        let unit = num::POW10_U64.get(18_usize.checked_sub(ratio.scale as usize)?)?;
-        sum = sum.checked_add(ratio.mantissa.checked_mul(*unit)?)?;
         ratios.push(ratio.decimal());
     }
-    (sum.abs_diff(1_000_000_000_000_000_000) <= 1_000_000_000).then_some(ratios)
+    let mut sum = Decimal::ZERO;
+    for ratio in &ratios {
+        sum = num::add(sum, *ratio)?;
+    }
+    (num::sub(sum, Decimal::ONE)?.abs() <= Decimal::new(1, 9)).then_some(ratios)
 }
 
 /// A valid `google.protobuf.Timestamp` (`Checker::time`; prost reads int32
