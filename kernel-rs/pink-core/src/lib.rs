@@ -60,10 +60,17 @@ impl wire::Known for Kernel {
     fn order_id(&self, cid: &str) -> Option<text::Id> {
         self.orders.get_key_value(cid).map(|(id, _)| id.clone())
     }
-    fn venue_order_id(&self, vid: &str) -> Option<text::Id> {
-        self.venue_ids.get_key_value(vid).map(|(id, _)| id.clone())
+    fn venue_order(&self, vid: &str) -> Option<(text::Id, text::Id)> {
+        self.venue_ids.get_key_value(vid).map(|(vid, cid)| (vid.clone(), cid.clone()))
     }
-    fn symbol(&self, symbol: &str) -> Option<text::Id> {
+    fn symbol(&self, symbol: &[u8]) -> Option<text::Id> {
+        // One or two instruments (the usual case) are compared as bytes,
+        // without the text the map's lookup needs.
+        if self.instruments.len() <= 2 {
+            let ends = [self.instruments.first_key_value(), self.instruments.last_key_value()];
+            return ends.into_iter().flatten().find(|(id, _)| id.as_bytes() == symbol).map(|(id, _)| id.clone());
+        }
+        let symbol = std::str::from_utf8(symbol).ok()?;
         self.instruments.get_key_value(symbol).map(|(id, _)| id.clone())
     }
 }
