@@ -66,6 +66,13 @@ impl Writer<'_> {
 
     #[inline(always)]
     fn key_varint(&mut self, key: u8, value: u64) -> Room {
+        if value < 0x80 {
+            // Most values here (slots, enums, flags): two bytes, one check.
+            if let [k, byte] = self.take(2)? {
+                (*k, *byte) = (key, value as u8);
+            }
+            return Some(());
+        }
         self.byte(key)?;
         self.varint(value)
     }
@@ -126,7 +133,7 @@ impl Writer<'_> {
             if let [k, short, text @ ..] = self.take(len.wrapping_add(2))? {
                 *k = key(tag, LEN);
                 *short = len as u8;
-                text.copy_from_slice(value);
+                copy_short(text, value);
             }
             return Some(());
         }
@@ -246,6 +253,44 @@ impl Writer<'_> {
             w.int64(1, nanos.div_euclid(1_000_000_000))?;
             w.int32(2, nanos.rem_euclid(1_000_000_000) as i32)
         })
+    }
+}
+
+/// `to.copy_from_slice(from)` (equal lengths): up to 16 bytes as two
+/// overlapping words or bytes, cheaper than a call to `memcpy`.
+#[inline(always)]
+fn copy_short(to: &mut [u8], from: &[u8]) {
+    match from.len() {
+        0 => {}
+        1..=3 => {
+            let middle = from.len() >> 1;
+            if let (Some(t), Some(f)) = (to.first_mut(), from.first()) {
+                *t = *f;
+            }
+            if let (Some(t), Some(f)) = (to.get_mut(middle), from.get(middle)) {
+                *t = *f;
+            }
+            if let (Some(t), Some(f)) = (to.last_mut(), from.last()) {
+                *t = *f;
+            }
+        }
+        4..=7 => {
+            if let (Some(t), Some(f)) = (to.first_chunk_mut::<4>(), from.first_chunk::<4>()) {
+                *t = *f;
+            }
+            if let (Some(t), Some(f)) = (to.last_chunk_mut::<4>(), from.last_chunk::<4>()) {
+                *t = *f;
+            }
+        }
+        8..=16 => {
+            if let (Some(t), Some(f)) = (to.first_chunk_mut::<8>(), from.first_chunk::<8>()) {
+                *t = *f;
+            }
+            if let (Some(t), Some(f)) = (to.last_chunk_mut::<8>(), from.last_chunk::<8>()) {
+                *t = *f;
+            }
+        }
+        _ => to.copy_from_slice(from),
     }
 }
 
