@@ -111,10 +111,10 @@ impl Kernel {
                 out
             }
         };
-        self.scratch.1.clear();
-        wire::outcome_into(&out, &mut self.scratch.1);
+        // Written over the last outcome: the buffer is not cleared or zeroed again.
+        let end = wire::outcome_at(&out, &mut self.scratch.1, 0);
         self.scratch.put_output(out);
-        Ok(&self.scratch.1)
+        Ok(self.scratch.1.get(..end).unwrap_or_default())
     }
 
     /// Serialized `pink.v1.KernelView`: post-state of the given slots, and

@@ -11,6 +11,7 @@ mod outcome;
 
 pub use input::input;
 pub(crate) use input::{input_known, Known};
+pub(crate) use outcome::outcome_at;
 pub use outcome::outcome_into;
 
 #[cfg(test)]

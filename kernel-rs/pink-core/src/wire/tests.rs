@@ -3,7 +3,7 @@ use prost::Message;
 use rust_decimal::Decimal;
 
 use super::input::{input, Plain};
-use super::outcome::{outcome_into, Writer};
+use super::outcome::{outcome_into, written};
 use crate::model::OrderKind;
 use crate::num::{self, Text};
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Place, Transition, Violation};
@@ -215,11 +215,9 @@ fn decimals_write_like_text() {
         }
     }
     for value in values {
-        let mut ours = Vec::new();
-        Writer(&mut ours).decimal(5, value);
-        let mut theirs = Vec::new();
+        let ours = written(|w| w.decimal(5, value));
         let text = Text::new(value);
-        Writer(&mut theirs).message(5, |w| w.bytes(1, text.as_bytes()));
+        let theirs = written(|w| w.message(5, |w| w.bytes(1, text.as_bytes())));
         assert_eq!(ours, theirs, "{value:?}");
     }
 }
@@ -393,5 +391,50 @@ fn scenario_outputs_encode_like_prost() {
             assert!(applied.is_ok(), "{applied:?}");
             same_as_prost(explorer.kernel().output());
         }
+    }
+}
+
+proptest::proptest! {
+    /// Any decimal is written as `num::Text` writes it (mantissas of every
+    /// size, every scale, both signs).
+    #[test]
+    fn random_decimals_write_like_text(
+        lo: u32, mid: u32, hi: u32, bits in 0u32..97, zeros in 0u32..29, negative: bool, scale in 0u32..=28,
+    ) {
+        // Any width, times a power of ten: trailing zeros in every digit group.
+        let wide = (u128::from(hi) << 64 | u128::from(mid) << 32 | u128::from(lo)) >> (96 - bits.min(96));
+        let wide = wide.checked_mul(10u128.pow(zeros)).filter(|w| *w < 1 << 96).unwrap_or(wide);
+        let value = Decimal::from_i128_with_scale(if negative { -(wide as i128) } else { wide as i128 }, scale);
+        let ours = written(|w| w.decimal(5, value));
+        let text = Text::new(value);
+        let theirs = written(|w| w.message(5, |w| w.bytes(1, text.as_bytes())));
+        proptest::prop_assert_eq!(ours, theirs, "{:?}", value);
+    }
+
+    /// Outputs with strings of every length around the one-byte length
+    /// limits, written into a buffer reused from a longer outcome.
+    #[test]
+    fn reused_buffer_encodes_like_prost(field in 0usize..300, description in 0usize..300, amount: i64, scale in 0u32..=28) {
+        let mut out = Output::new(5);
+        out.violations = vec![Violation::new("f".repeat(field), "d".repeat(description))];
+        out.ledger = vec![LedgerEntry {
+            ledger_sequence: 1,
+            kind: LedgerEntryKind::Fee,
+            amount: Decimal::new(amount, scale),
+            capital_before: Decimal::new(amount.wrapping_mul(3), scale),
+            capital_after: Decimal::new(-amount, scale / 2),
+            input_sequence: 5,
+            time: 1_767_225_600_084_000_000,
+            slot: Some(0),
+            trade_id: Some(id("tk-t11")),
+            client_order_id: Some(id("tk-21")),
+            venue_event_id: Some(id("e42")),
+            symbol: Some(id(&"S".repeat(field / 2))),
+        }];
+        let mut buf = vec![0xAA; 2000];
+        let end = super::outcome::outcome_at(&out, &mut buf, 0);
+        let expected = crate::encode::outcome(&out).encode_to_vec();
+        proptest::prop_assert_eq!(buf.get(..end), Some(expected.as_slice()));
+        same_as_prost(&out);
     }
 }
