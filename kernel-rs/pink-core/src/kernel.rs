@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::input::{Input, Payload};
 use crate::model::{
-    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
+    is_free, is_waiting, key, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
 };
 use crate::num;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Reject, Step, Transition};
@@ -104,8 +104,15 @@ impl Scratch {
 /// "<kernel_id>-" / "<kernel_id>-t" prefix, so a new id only appends digits.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdText {
-    order: String,
-    trade: String,
+    order: NumberedText,
+    trade: NumberedText,
+}
+
+/// "<kernel_id><infix><number>" of the last id built, and that number (0: none).
+#[derive(Clone, Debug, Default)]
+struct NumberedText {
+    text: String,
+    number: u64,
 }
 
 impl PartialEq for Scratch {
@@ -385,24 +392,24 @@ impl Kernel {
         if memory > 0 {
             while retired.len() >= memory {
                 let Some(old) = retired.pop_front() else { break };
-                orders.remove(&old.client_order_id);
+                orders.remove(key(&old.client_order_id));
                 if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(venue_id);
+                    venue_ids.remove(key(venue_id));
                 }
                 *retired_base = retired_base.saturating_add(1);
             }
         }
         let number = retired_base.saturating_add(retired.len() as u64);
-        if let Some(loc) = orders.get_mut(&entry.client_order_id) {
+        if let Some(loc) = orders.get_mut(key(&entry.client_order_id)) {
             *loc = OrderLoc::Retired(number);
         }
         retired.push_back(entry);
         let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
         if excess > 0 {
             for old in retired.iter().take(excess) {
-                orders.remove(&old.client_order_id);
+                orders.remove(key(&old.client_order_id));
                 if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(venue_id);
+                    venue_ids.remove(key(venue_id));
                 }
             }
             // Dropped in place.
@@ -687,15 +694,56 @@ pub(crate) fn touch(cx: &mut Ctx<'_>, slot: &mut Slot) {
 }
 
 /// "<kernel_id><infix><number>" built in `text`, whose prefix is reused: one
-/// allocation (the Arc's) and no UTF-8 re-validation.
-fn numbered_id(text: &mut String, kernel_id: &str, infix: &str, number: u64) -> Id {
+/// allocation (the Arc's) and no UTF-8 re-validation. The next number of the
+/// last one usually only changes the last digit, which is replaced in place.
+fn numbered_id(last: &mut NumberedText, kernel_id: &str, infix: &str, number: u64) -> Id {
     let prefix = kernel_id.len().saturating_add(infix.len());
-    if text.len() < prefix {
-        text.clear();
-        text.push_str(kernel_id);
-        text.push_str(infix);
+    let text = &mut last.text;
+    let follows = last.number != 0 && last.number.checked_add(1) == Some(number) && text.len() > prefix;
+    if !(follows && bump_last_digit(text)) {
+        if text.len() < prefix {
+            text.clear();
+            text.push_str(kernel_id);
+            text.push_str(infix);
+        }
+        text.truncate(prefix);
+        text.push_str(itoa::Buffer::new().format(number));
     }
-    text.truncate(prefix);
-    text.push_str(itoa::Buffer::new().format(number));
+    last.number = number;
     Arc::from(text.as_str())
+}
+
+/// Adds one to the number `text` ends with when that changes only its last
+/// digit; false (and `text` unchanged) when it would carry.
+fn bump_last_digit(text: &mut String) -> bool {
+    let Some(digit) = text.pop() else { return false };
+    match digit.to_digit(10).and_then(|d| char::from_digit(d.checked_add(1)?, 10)) {
+        Some(next) => {
+            text.push(next);
+            true
+        }
+        None => {
+            text.push(digit);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_ids_match_their_formatted_text() {
+        let mut last = NumberedText::default();
+        let numbers = (1..=1_200).chain([5_000, 5_001, 9_999, 10_000, 10_001, 7, 8, u64::MAX - 1, u64::MAX]);
+        for number in numbers {
+            assert_eq!(&*numbered_id(&mut last, "k1", "-t", number), format!("k1-t{number}"));
+        }
+        // Another kernel id (a fresh text) starts over.
+        let mut last = NumberedText::default();
+        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 19), "kernel-b-19");
+        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 20), "kernel-b-20");
+        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 21), "kernel-b-21");
+    }
 }

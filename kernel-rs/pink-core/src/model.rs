@@ -1,7 +1,9 @@
 //! The kernel's state, as plain data. Behaviour lives in the handlers; this
 //! module only says what a slot, an order and the account are.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -241,6 +243,56 @@ impl FromIterator<Id> for EventIds {
     }
 }
 
+/// Id equality that skips the byte comparison when both are the same `Arc`:
+/// inputs usually carry the kernel's own ids (`wire::Known`, the drivers).
+#[inline(always)]
+pub(crate) fn same_id(a: &Id, b: &Id) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// An id as a map lookup key (`key`): hashed as the id, equal by `same_id`,
+/// so finding a map's own id skips the byte comparison (`Arc<str>`'s own
+/// equality always compares bytes).
+pub trait IdKey {
+    fn id(&self) -> &Id;
+}
+
+impl IdKey for Id {
+    #[inline(always)]
+    fn id(&self) -> &Id {
+        self
+    }
+}
+
+impl<'a> Borrow<dyn IdKey + 'a> for Id {
+    #[inline(always)]
+    fn borrow(&self) -> &(dyn IdKey + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn IdKey + '_ {
+    #[inline(always)]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl PartialEq for dyn IdKey + '_ {
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        same_id(self.id(), other.id())
+    }
+}
+
+impl Eq for dyn IdKey + '_ {}
+
+/// `id` as a lookup key of an `Id`-keyed map (see `IdKey`).
+#[inline(always)]
+pub(crate) fn key(id: &Id) -> &dyn IdKey {
+    id
+}
+
 /// Free slots accept ENTER; the others count against the active slot limit.
 pub fn is_free(state: SlotState) -> bool {
     matches!(state, SlotState::Idle | SlotState::Closed | SlotState::Unspecified)
@@ -278,4 +330,25 @@ pub enum OrderLoc {
     Live(u32),
     /// Retirement number (index into the retired ring plus its base).
     Retired(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustc_hash::FxHashMap;
+
+    #[test]
+    fn id_keys_find_equal_ids_in_other_arcs() {
+        let mut map: FxHashMap<Id, u32> = FxHashMap::default();
+        let own: Id = Arc::from("tk-17");
+        map.insert(own.clone(), 7);
+        let copy: Id = Arc::from("tk-17");
+        assert!(!Arc::ptr_eq(&own, &copy));
+        assert_eq!(map.get(key(&own)), Some(&7));
+        assert_eq!(map.get(key(&copy)), Some(&7));
+        assert_eq!(map.get(key(&Arc::from("tk-18"))), None);
+        assert_eq!(map.remove(key(&copy)), Some(7));
+        assert!(map.is_empty());
+        assert!(same_id(&own, &copy) && same_id(&own, &own) && !same_id(&own, &Arc::from("tk-1")));
+    }
 }

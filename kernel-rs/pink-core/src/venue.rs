@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use crate::input::{Fill, VenueEvent};
 use crate::kernel::{push_ledger, rearm, shift, touch, Change, Ctx, Kernel, Origin};
-use crate::model::{is_free, Account, Book, Order, OrderLoc};
+use crate::model::{is_free, key, same_id, Account, Book, Order, OrderLoc};
 use crate::num;
 use crate::output::{Anomaly, Reject, Step};
 use crate::pb::{
@@ -186,10 +186,11 @@ fn fill_anomalies(
 
 impl Kernel {
     pub(crate) fn on_venue_event(&mut self, cx: &mut Ctx<'_>, event: VenueEvent) -> Step {
-        let (loc, venue_owner, venue_id_matches) = self.route(&event)?;
+        let event = &event;
+        let (loc, venue_owner, venue_id_matches) = self.route(event)?;
         let slot_id = match loc {
             OrderLoc::Live(slot_id) => slot_id,
-            OrderLoc::Retired(number) => return Err(self.retired_event(number, &event)),
+            OrderLoc::Retired(number) => return Err(self.retired_event(number, event)),
         };
         let index = self.slot_index(slot_id)?;
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
@@ -202,7 +203,7 @@ impl Kernel {
             )
         })?;
         if let Some(symbol) = &event.symbol {
-            if *symbol != order.symbol {
+            if !same_id(symbol, &order.symbol) {
                 return Err(Kernel::conflict(
                     AnomalyKind::OrderMismatch,
                     DiagnosticCode::OrderMismatch,
@@ -231,17 +232,17 @@ impl Kernel {
         }
         // Every handler first checks that the venue id it would learn is not
         // another order's (`check_venue_id`); `route` already looked the id up.
-        let venue_id_taken = venue_owner.is_some_and(|owner| *owner != order.client_order_id);
+        let venue_id_taken = venue_owner.is_some_and(|owner| !same_id(owner, &order.client_order_id));
         if venue_id_taken && event.kind != VenueEventKind::Unspecified {
-            self.check_venue_id(index, &event)?;
+            self.check_venue_id(index, event)?;
         }
         match event.kind {
-            VenueEventKind::OrderAccepted => self.on_accepted(cx, index, &event),
-            VenueEventKind::OrderRejected => self.on_rejected(cx, index, &event),
-            VenueEventKind::PartialFill | VenueEventKind::Fill => self.on_fill(cx, index, &event),
-            VenueEventKind::Cancelled | VenueEventKind::Expired => self.on_final(cx, index, &event),
-            VenueEventKind::CancelRejected => self.on_cancel_rejected(cx, index, &event),
-            VenueEventKind::Unknown => self.on_unknown_status(cx, index, &event),
+            VenueEventKind::OrderAccepted => self.on_accepted(cx, index, event),
+            VenueEventKind::OrderRejected => self.on_rejected(cx, index, event),
+            VenueEventKind::PartialFill | VenueEventKind::Fill => self.on_fill(cx, index, event),
+            VenueEventKind::Cancelled | VenueEventKind::Expired => self.on_final(cx, index, event),
+            VenueEventKind::CancelRejected => self.on_cancel_rejected(cx, index, event),
+            VenueEventKind::Unknown => self.on_unknown_status(cx, index, event),
             VenueEventKind::Unspecified => Err(Reject::field("venue_event.kind", "is required")),
         }
     }
@@ -257,17 +258,17 @@ impl Kernel {
         };
         match &event.client_order_id {
             Some(cid) => {
-                let loc = self.orders.get(cid).copied();
+                let loc = self.orders.get(key(cid)).copied();
                 // A live order that already knows the event's venue id: that id
                 // is indexed to it (an invariant), so its lookup is skipped.
                 if let (Some(OrderLoc::Live(slot_id)), Some(venue_id)) = (loc, &event.venue_order_id) {
                     if let Some(order) = self.slots.get(slot_id as usize).and_then(|s| s.order.as_ref()) {
-                        if order.venue_order_id.as_ref() == Some(venue_id) {
+                        if order.venue_order_id.as_ref().is_some_and(|ours| same_id(ours, venue_id)) {
                             return Ok((OrderLoc::Live(slot_id), Some(&order.client_order_id), true));
                         }
                     }
                 }
-                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v)));
                 if let Some(mapped) = by_venue {
                     if mapped != cid {
                         return Err(Kernel::conflict(
@@ -282,10 +283,10 @@ impl Kernel {
                 Ok((loc, by_venue, false))
             }
             None => {
-                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(v));
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v)));
                 let venue_id = event.venue_order_id.as_deref().unwrap_or("");
                 let loc = by_venue
-                    .and_then(|cid| self.orders.get(cid).copied())
+                    .and_then(|cid| self.orders.get(key(cid)).copied())
                     .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))?;
                 Ok((loc, by_venue, false))
             }
