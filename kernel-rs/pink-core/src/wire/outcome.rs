@@ -455,30 +455,46 @@ fn outcome(w: &mut Writer<'_>, out: &Output) -> Room {
     w.id(13, &out.revalued_symbol)
 }
 
+/// Room beyond which `write_at` stops growing the buffer. No outcome comes
+/// near it (a timer over 10,000 slots is a few MiB); reaching it means a
+/// write failed for a reason other than room, which must not grow forever.
+const MAX_ROOM: usize = 1 << 30;
+
 /// Writes with `write` into `buf` from `start`, growing `buf` (zeroed) until
-/// it fits; returns where the bytes end. `buf` is never shrunk: past the end
-/// are bytes of earlier writes, so a reused buffer is not zeroed again.
-fn write_at(buf: &mut Vec<u8>, start: usize, write: impl Fn(&mut Writer<'_>) -> Room) -> usize {
+/// it fits; returns where the bytes end, or `None` past `max_room`. `buf` is
+/// never shrunk: past the end are bytes of earlier writes, so a reused buffer
+/// is not zeroed again.
+fn write_at(
+    buf: &mut Vec<u8>,
+    start: usize,
+    max_room: usize,
+    write: impl Fn(&mut Writer<'_>) -> Room,
+) -> Option<usize> {
     let mut room = FIRST_ROOM;
-    loop {
+    while room <= max_room {
         let need = start.saturating_add(room);
         if buf.len() < need {
             buf.resize(need, 0);
         }
-        if let Some(rest) = buf.get_mut(start..) {
-            let mut w = Writer { buf: rest, pos: 0 };
-            if write(&mut w).is_some() {
-                return start.saturating_add(w.pos);
-            }
+        let rest = buf.get_mut(start..)?;
+        let mut w = Writer { buf: rest, pos: 0 };
+        if write(&mut w).is_some() {
+            return Some(start.saturating_add(w.pos));
         }
         room = buf.len().saturating_sub(start).saturating_mul(2);
     }
+    None
 }
 
 /// Writes the serialized `pink.v1.Outcome` of `out` into `buf` from `start`
-/// (see `write_at`); returns where it ends.
+/// (see `write_at`); returns where it ends. Should the writer ever fail for
+/// another reason than room, prost writes the same bytes instead.
 pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, start: usize) -> usize {
-    write_at(buf, start, |w| outcome(w, out))
+    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, out)) {
+        return end;
+    }
+    buf.truncate(start);
+    prost::Message::encode(&crate::encode::outcome(out), buf).map_or(start, |()| buf.len())
 }
 
 /// Appends the serialized `pink.v1.Outcome` of `out` to `buf`.
@@ -491,7 +507,23 @@ pub fn outcome_into(out: &Output, buf: &mut Vec<u8>) {
 #[cfg(test)]
 pub(super) fn written(write: impl Fn(&mut Writer<'_>) -> Room) -> Vec<u8> {
     let mut buf = Vec::new();
-    let end = write_at(&mut buf, 0, write);
+    let end = write_at(&mut buf, 0, MAX_ROOM, write).unwrap_or(0);
     buf.truncate(end);
     buf
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::write_at;
+
+    #[test]
+    fn a_writer_that_never_succeeds_stops_at_the_bound() {
+        let mut buf = Vec::new();
+        assert_eq!(write_at(&mut buf, 0, 4096, |_| None), None);
+        assert_eq!(buf.len(), 4096);
+        // One that fits once there is room returns where it ended.
+        let mut buf = Vec::new();
+        let end = write_at(&mut buf, 3, 4096, |w| w.bytes(1, &[7; 300]));
+        assert_eq!(end, Some(3 + 2 + 1 + 300));
+    }
 }
