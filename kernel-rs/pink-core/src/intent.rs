@@ -324,7 +324,10 @@ impl Kernel {
         };
         let Some(slot) = self.slots.get_mut(index) else { return };
         // Written straight into the slot: no stack copy of the large Order.
+        // `new_order_id` allocated the order's number last (checked, so not saturated).
+        let number = self.next_order.saturating_sub(1);
         slot.order = Some(Order {
+            number,
             client_order_id: client_order_id.clone(),
             venue_order_id: None,
             purpose,
@@ -347,7 +350,7 @@ impl Kernel {
             cancels_sent: 0,
         });
         let (slot_id, trade_id) = (slot.id, slot.trade_id.clone());
-        self.orders.insert(client_order_id.clone(), OrderLoc::Live(slot_id));
+        self.orders.insert(number, OrderLoc::Live(slot_id));
         cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });
         self.transition(cx, index, to, cause, Some(client_order_id));
     }

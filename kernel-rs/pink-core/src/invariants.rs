@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use crate::kernel::Kernel;
-use crate::model::{is_free, is_waiting, OrderLoc};
+use crate::model::{is_free, is_waiting, order_number, OrderLoc};
 use crate::num;
 use crate::pb::{OrderPurpose, OrderStatus, SlotState};
 
@@ -102,11 +102,14 @@ impl Kernel {
                         format!("slot {id}: pending with status {:?}", order.status)
                     })?;
                 }
-                need(self.orders.get(&order.client_order_id) == Some(&OrderLoc::Live(id)), || {
+                need(order_number(&self.cfg.kernel_id, &order.client_order_id) == Some(order.number), || {
+                    format!("slot {id}: order {} is not number {}", order.client_order_id, order.number)
+                })?;
+                need(self.orders.get(&order.number) == Some(&OrderLoc::Live(id)), || {
                     format!("slot {id}: order {} not indexed", order.client_order_id)
                 })?;
                 if let Some(venue_id) = &order.venue_order_id {
-                    need(self.venue_ids.get(venue_id) == Some(&order.client_order_id), || {
+                    need(self.venue_ids.get(venue_id) == Some(&order.number), || {
                         format!("slot {id}: venue id not indexed")
                     })?;
                 }
@@ -117,9 +120,14 @@ impl Kernel {
         })?;
         for (offset, retired) in self.retired.iter().enumerate() {
             let number = self.retired_base.saturating_add(offset as u64);
-            need(self.orders.get(&retired.client_order_id) == Some(&OrderLoc::Retired(number)), || {
-                format!("retired order {} not indexed", retired.client_order_id)
+            need(self.orders.get(&retired.number) == Some(&OrderLoc::Retired(number)), || {
+                format!("retired order {} not indexed", retired.client_order_id(&self.cfg.kernel_id))
             })?;
+            if let Some(venue_id) = &retired.venue_order_id {
+                need(self.venue_ids.get(venue_id) == Some(&retired.number), || {
+                    format!("retired order {}: venue id not indexed", retired.client_order_id(&self.cfg.kernel_id))
+                })?;
+            }
         }
         need(self.orders.len() == live_orders.saturating_add(self.retired.len()), || {
             format!(

@@ -128,8 +128,10 @@ pub struct Kernel {
     pub(crate) instruments: BTreeMap<Id, Instrument>,
     pub(crate) account: Account,
     pub(crate) slots: Vec<Slot>,
-    pub(crate) orders: FxHashMap<Id, OrderLoc>,
-    pub(crate) venue_ids: FxHashMap<Id, Id>,
+    /// Orders by number (see `model::order_number`).
+    pub(crate) orders: FxHashMap<u64, OrderLoc>,
+    /// Venue order id -> order number.
+    pub(crate) venue_ids: FxHashMap<Id, u64>,
     pub(crate) retired: VecDeque<Retired>,
     /// Retirement number of `retired[0]`.
     pub(crate) retired_base: u64,
@@ -392,7 +394,7 @@ impl Kernel {
         if memory > 0 {
             while retired.len() >= memory {
                 let Some(old) = retired.pop_front() else { break };
-                orders.remove(key(&old.client_order_id));
+                orders.remove(&old.number);
                 if let Some(venue_id) = &old.venue_order_id {
                     venue_ids.remove(key(venue_id));
                 }
@@ -400,14 +402,14 @@ impl Kernel {
             }
         }
         let number = retired_base.saturating_add(retired.len() as u64);
-        if let Some(loc) = orders.get_mut(key(&entry.client_order_id)) {
+        if let Some(loc) = orders.get_mut(&entry.number) {
             *loc = OrderLoc::Retired(number);
         }
         retired.push_back(entry);
         let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
         if excess > 0 {
             for old in retired.iter().take(excess) {
-                orders.remove(key(&old.client_order_id));
+                orders.remove(&old.number);
                 if let Some(venue_id) = &old.venue_order_id {
                     venue_ids.remove(key(venue_id));
                 }
@@ -571,6 +573,7 @@ impl Kernel {
         // (large) order out costs two copies of it.
         let Some(order) = slot.order.as_mut() else { return };
         let cid = order.client_order_id.clone();
+        let number = order.number;
         let to = match order.purpose {
             OrderPurpose::Entry if slot.book.position.is_zero() => SlotState::Idle,
             OrderPurpose::Exit if slot.book.position.is_zero() => SlotState::Closed,
@@ -587,7 +590,7 @@ impl Kernel {
             slot.close_time = Some(cx.now);
         }
         let entry = Retired {
-            client_order_id: cid.clone(),
+            number,
             venue_order_id: order.venue_order_id.take(),
             slot: slot.id,
             trade_id: slot.trade_id.clone(),
@@ -732,6 +735,17 @@ fn bump_last_digit(text: &mut String) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_ids_parse_back_to_their_numbers() {
+        let mut last = NumberedText::default();
+        let numbers = (1..=1_200).chain([9_999, 10_000, 10_001, 7, u64::MAX - 1, u64::MAX]);
+        for number in numbers {
+            let id = numbered_id(&mut last, "k1", "-", number);
+            assert_eq!(&*id, crate::model::order_id_text("k1", number));
+            assert_eq!(crate::model::order_number("k1", &id), Some(number));
+        }
+    }
 
     #[test]
     fn numbered_ids_match_their_formatted_text() {

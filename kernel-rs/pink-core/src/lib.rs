@@ -58,10 +58,13 @@ use output::Reject;
 /// holds share its id.
 impl wire::Known for Kernel {
     fn order_id(&self, cid: &str) -> Option<text::Id> {
-        self.orders.get_key_value(cid).map(|(id, _)| id.clone())
+        // A live order's id; a retired order keeps only its number.
+        let number = model::order_number(&self.cfg.kernel_id, cid)?;
+        let Some(model::OrderLoc::Live(slot)) = self.orders.get(&number) else { return None };
+        self.slots.get(*slot as usize)?.order.as_ref().map(|order| order.client_order_id.clone())
     }
-    fn venue_order(&self, vid: &str) -> Option<(text::Id, text::Id)> {
-        self.venue_ids.get_key_value(vid).map(|(vid, cid)| (vid.clone(), cid.clone()))
+    fn venue_order(&self, vid: &str) -> Option<(text::Id, u64)> {
+        self.venue_ids.get_key_value(vid).map(|(vid, number)| (vid.clone(), *number))
     }
     fn symbol(&self, symbol: &[u8]) -> Option<text::Id> {
         // One or two instruments (the usual case) are compared as bytes,

@@ -98,6 +98,8 @@ pub struct OrderFills {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
+    /// The number in `client_order_id` ("<kernel_id>-<number>"): the order's key.
+    pub number: u64,
     pub client_order_id: Id,
     pub venue_order_id: Option<Id>,
     pub purpose: OrderPurpose,
@@ -312,15 +314,55 @@ pub fn is_waiting(state: SlotState) -> bool {
 }
 
 /// A finished order kept so that repeats and late fills are recognised.
+/// It keeps its order number: the id text is formatted only when reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retired {
-    pub client_order_id: Id,
+    pub number: u64,
     pub venue_order_id: Option<Id>,
     pub slot: u32,
     pub trade_id: Option<Id>,
     pub status: OrderStatus,
     pub seen_event_ids: EventIds,
     pub symbol: Id,
+}
+
+impl Retired {
+    /// The client order id ("<kernel_id>-<number>").
+    pub fn client_order_id(&self, kernel_id: &str) -> Id {
+        Id::from(order_id_text(kernel_id, self.number))
+    }
+}
+
+/// The client order id of order `number`: "<kernel_id>-<number>", as the
+/// kernel formats the ids it allocates.
+pub fn order_id_text(kernel_id: &str, number: u64) -> String {
+    let mut text = String::with_capacity(kernel_id.len().saturating_add(21));
+    text.push_str(kernel_id);
+    text.push('-');
+    text.push_str(itoa::Buffer::new().format(number));
+    text
+}
+
+/// The number of a client order id this kernel formats ("<kernel_id>-" and
+/// the canonical decimal of a u64: no sign, no leading zero); `None` for any
+/// other text, which names no order of this kernel.
+#[inline]
+pub fn order_number(kernel_id: &str, cid: &str) -> Option<u64> {
+    let digits = cid.as_bytes().strip_prefix(kernel_id.as_bytes())?.strip_prefix(b"-")?;
+    let (&first, rest) = digits.split_first()?;
+    let mut number = u64::from(first.wrapping_sub(b'0'));
+    // Canonical: "0" alone, or a non-zero first digit; at most 20 digits.
+    if number > 9 || (number == 0 && !rest.is_empty()) || rest.len() > 19 {
+        return None;
+    }
+    for &byte in rest {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        number = number.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    Some(number)
 }
 
 /// Where an order id points.
@@ -350,5 +392,64 @@ mod tests {
         assert_eq!(map.remove(key(&copy)), Some(7));
         assert!(map.is_empty());
         assert!(same_id(&own, &copy) && same_id(&own, &own) && !same_id(&own, &Arc::from("tk-1")));
+    }
+
+    #[test]
+    fn order_numbers_parse_only_canonical_ids_of_the_kernel() {
+        for (cid, number) in
+            [("k-1", Some(1)), ("k-0", Some(0)), ("k-10", Some(10)), ("k-18446744073709551615", Some(u64::MAX))]
+        {
+            assert_eq!(order_number("k", cid), number, "{cid}");
+        }
+        let foreign = [
+            "k-07",
+            "k-00",
+            "k-",
+            "k",
+            "",
+            "k-18446744073709551616",
+            "k-99999999999999999999",
+            "k-184467440737095516150",
+            "k--1",
+            "k-+1",
+            "k-1a",
+            "k-t1",
+            "k1-1",
+            "kk-1",
+            "K-1",
+            "k-1 ",
+            " k-1",
+            "k-١",
+        ];
+        for cid in foreign {
+            assert_eq!(order_number("k", cid), None, "{cid}");
+        }
+        // Kernel ids that are prefixes of each other own disjoint ids.
+        assert_eq!(order_number("k", "k1-5"), None);
+        assert_eq!(order_number("k1", "k-15"), None);
+        assert_eq!(order_number("k1", "k1-5"), Some(5));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn order_numbers_format_and_parse_both_ways(
+            number in proptest::prelude::any::<u64>(),
+            kernel in "[a-z0-9]{1,12}",
+            other in "[a-z0-9]{1,12}",
+            text in "[a-z0-9+-]{0,24}",
+        ) {
+            let cid = order_id_text(&kernel, number);
+            proptest::prop_assert_eq!(order_number(&kernel, &cid), Some(number));
+            // Any text that parses is exactly the id of its number.
+            for candidate in [text.clone(), format!("{kernel}-{text}"), format!("{kernel}-0{number}"), cid.clone()] {
+                if let Some(parsed) = order_number(&kernel, &candidate) {
+                    proptest::prop_assert_eq!(order_id_text(&kernel, parsed), candidate);
+                }
+            }
+            // Another kernel's ids are never this kernel's.
+            if other != kernel {
+                proptest::prop_assert_eq!(order_number(&other, &cid), None);
+            }
+        }
     }
 }

@@ -80,7 +80,7 @@ impl Kernel {
                     }
                 }
                 if let Some(theirs) = &open.venue_order_id {
-                    if self.venue_ids.get(theirs).is_some_and(|owner| *owner != order.client_order_id) {
+                    if self.venue_ids.get(theirs).is_some_and(|owner| *owner != order.number) {
                         violations.push(Violation::new(
                             format!("{path}.open_order.venue_order_id"),
                             "belongs to another order of this kernel".to_owned(),
@@ -289,7 +289,7 @@ impl Kernel {
         let cid = order.client_order_id.clone();
         if let Some(venue_id) = venue_order_id {
             order.venue_order_id = Some(venue_id.clone());
-            self.venue_ids.insert(venue_id, cid.clone());
+            self.venue_ids.insert(venue_id, order.number);
             self.touch_slot(cx, index);
         }
         if let Some(cumulative) = cumulative {

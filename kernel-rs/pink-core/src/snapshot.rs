@@ -14,7 +14,9 @@ use crate::check::{Checker, MAX_CAPITAL};
 use crate::decode;
 use crate::encode::{self, dec, duration, time, time_opt};
 use crate::kernel::Kernel;
-use crate::model::{Account, Book, Config, EventIds, Order, OrderFills, OrderKind, OrderLoc, Retired, Slot};
+use crate::model::{
+    order_id_text, order_number, Account, Book, Config, EventIds, Order, OrderFills, OrderKind, OrderLoc, Retired, Slot,
+};
 use crate::output::Violation;
 use crate::pb::{self, OrderPurpose, OrderSide, OrderStatus, OrderType, Side, SlotState, TimeInForce};
 
@@ -60,7 +62,7 @@ impl Kernel {
                 .retired
                 .iter()
                 .map(|r| pb::RetiredOrder {
-                    client_order_id: r.client_order_id.to_string(),
+                    client_order_id: order_id_text(&self.cfg.kernel_id, r.number),
                     venue_order_id: r.venue_order_id.as_deref().unwrap_or("").to_owned(),
                     slot_id: r.slot,
                     trade_id: r.trade_id.as_deref().unwrap_or("").to_owned(),
@@ -126,7 +128,7 @@ impl Kernel {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| restore_slot(&mut c, &format!("slots[{i}]"), s, i))
+            .filter_map(|(i, s)| restore_slot(&mut c, &format!("slots[{i}]"), s, i, &cfg.kernel_id))
             .collect();
         let mut retired = VecDeque::with_capacity(m.retired_orders.len());
         if m.retired_orders.len() > cfg.retired_order_memory as usize {
@@ -134,7 +136,8 @@ impl Kernel {
         }
         for (i, r) in m.retired_orders.iter().enumerate() {
             let path = format!("retired_orders[{i}]");
-            let cid = c.id(&format!("{path}.client_order_id"), &r.client_order_id);
+            let number =
+                order_number_of(&mut c, &cfg.kernel_id, &format!("{path}.client_order_id"), &r.client_order_id);
             let vid = c.id_opt(&format!("{path}.venue_order_id"), &r.venue_order_id);
             let trade_id = c.id_opt(&format!("{path}.trade_id"), &r.trade_id);
             let status = c.enumeration(&format!("{path}.final_status"), r.final_status, OrderStatus::Unspecified);
@@ -144,9 +147,9 @@ impl Kernel {
             if r.slot_id >= cfg.slot_count {
                 c.bad(format!("{path}.slot_id"), "is out of range");
             }
-            if let (Some(cid), Some(status), Some(symbol)) = (cid, status, symbol) {
+            if let (Some(number), Some(status), Some(symbol)) = (number, status, symbol) {
                 retired.push_back(Retired {
-                    client_order_id: cid,
+                    number,
                     venue_order_id: vid,
                     slot: r.slot_id,
                     trade_id,
@@ -207,23 +210,24 @@ impl Kernel {
     fn rebuild_indexes(&mut self) -> Result<(), String> {
         let mut orders = FxHashMap::default();
         let mut venue_ids = FxHashMap::default();
+        let kernel_id = &self.cfg.kernel_id;
         for (number, r) in self.retired.iter().enumerate() {
-            if orders.insert(r.client_order_id.clone(), OrderLoc::Retired(number as u64)).is_some() {
-                return Err(format!("client order id {} appears twice", r.client_order_id));
+            if orders.insert(r.number, OrderLoc::Retired(number as u64)).is_some() {
+                return Err(format!("client order id {} appears twice", order_id_text(kernel_id, r.number)));
             }
             if let Some(v) = &r.venue_order_id {
-                if venue_ids.insert(v.clone(), r.client_order_id.clone()).is_some() {
+                if venue_ids.insert(v.clone(), r.number).is_some() {
                     return Err(format!("venue order id {v} appears twice"));
                 }
             }
         }
         for slot in &self.slots {
             if let Some(order) = &slot.order {
-                if orders.insert(order.client_order_id.clone(), OrderLoc::Live(slot.id)).is_some() {
+                if orders.insert(order.number, OrderLoc::Live(slot.id)).is_some() {
                     return Err(format!("client order id {} appears twice", order.client_order_id));
                 }
                 if let Some(v) = &order.venue_order_id {
-                    if venue_ids.insert(v.clone(), order.client_order_id.clone()).is_some() {
+                    if venue_ids.insert(v.clone(), order.number).is_some() {
                         return Err(format!("venue order id {v} appears twice"));
                     }
                 }
@@ -273,8 +277,21 @@ fn signed(c: &mut Checker, field: &str, value: &Option<pb::Decimal>) -> Option<D
     c.bounded(field, raw, -MAX_CAPITAL, false, MAX_CAPITAL)
 }
 
-fn restore_order(c: &mut Checker, path: &str, m: &pb::Order) -> Option<Order> {
-    let cid = c.id(&format!("{path}.client_order_id"), &m.client_order_id);
+/// The number of a snapshot's client order id: a valid id that this kernel
+/// formats (see `model::order_number`).
+fn order_number_of(c: &mut Checker, kernel_id: &str, field: &str, cid: &str) -> Option<u64> {
+    c.id(field, cid)?;
+    let number = order_number(kernel_id, cid);
+    if number.is_none() {
+        c.bad(field, format!("is not an order id of kernel {kernel_id} (\"{kernel_id}-<number>\")"));
+    }
+    number
+}
+
+fn restore_order(c: &mut Checker, path: &str, m: &pb::Order, kernel_id: &str) -> Option<Order> {
+    let field = format!("{path}.client_order_id");
+    let number = order_number_of(c, kernel_id, &field, &m.client_order_id);
+    let cid = number.and_then(|_| c.id(&field, &m.client_order_id));
     let vid = c.id_opt(&format!("{path}.venue_order_id"), &m.venue_order_id);
     let purpose = c.enumeration(&format!("{path}.purpose"), m.purpose, OrderPurpose::Unspecified);
     let symbol = c.symbol(&format!("{path}.symbol"), &m.symbol);
@@ -308,6 +325,7 @@ fn restore_order(c: &mut Checker, path: &str, m: &pb::Order) -> Option<Order> {
     let create_time = c.time(&format!("{path}.create_time"), &m.create_time);
     let last_exchange_time = c.time_opt(&format!("{path}.last_exchange_time"), &m.last_exchange_time)?;
     Some(Order {
+        number: number?,
         client_order_id: cid?,
         venue_order_id: vid,
         purpose: purpose?,
@@ -331,7 +349,7 @@ fn restore_order(c: &mut Checker, path: &str, m: &pb::Order) -> Option<Order> {
     })
 }
 
-fn restore_slot(c: &mut Checker, path: &str, m: &pb::Slot, index: usize) -> Option<Slot> {
+fn restore_slot(c: &mut Checker, path: &str, m: &pb::Slot, index: usize, kernel_id: &str) -> Option<Slot> {
     if m.slot_id as usize != index {
         c.bad(format!("{path}.slot_id"), format!("is {} at position {index}", m.slot_id));
     }
@@ -359,7 +377,7 @@ fn restore_slot(c: &mut Checker, path: &str, m: &pb::Slot, index: usize) -> Opti
         leg_filled: f("leg_filled_quantity", &m.leg_filled_quantity)?,
     };
     let order = match &m.active_order {
-        Some(o) => Some(restore_order(c, &format!("{path}.active_order"), o)?),
+        Some(o) => Some(restore_order(c, &format!("{path}.active_order"), o, kernel_id)?),
         None => None,
     };
     let labels = c.labels(&format!("{path}.labels"), &m.labels);

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use crate::input::{Fill, VenueEvent};
 use crate::kernel::{push_ledger, rearm, shift, touch, Change, Ctx, Kernel, Origin};
-use crate::model::{is_free, key, same_id, Account, Book, Order, OrderLoc};
+use crate::model::{is_free, key, order_id_text, order_number, same_id, Account, Book, Order, OrderLoc};
 use crate::num;
 use crate::output::{Anomaly, Reject, Step};
 use crate::pb::{
@@ -133,13 +133,13 @@ fn plan_fill(
 
 /// What every applied event records on its order.
 #[inline]
-fn note(order: &mut Order, venue_ids: &mut FxHashMap<Id, Id>, event: &VenueEvent) {
+fn note(order: &mut Order, venue_ids: &mut FxHashMap<Id, u64>, event: &VenueEvent) {
     order.seen_event_ids.insert(event.event_id.clone());
     order.last_exchange_time = Some(event.exchange_time);
     if order.venue_order_id.is_none() {
         if let Some(venue_id) = &event.venue_order_id {
             order.venue_order_id = Some(venue_id.clone());
-            venue_ids.insert(venue_id.clone(), order.client_order_id.clone());
+            venue_ids.insert(venue_id.clone(), order.number);
         }
     }
 }
@@ -232,7 +232,7 @@ impl Kernel {
         }
         // Every handler first checks that the venue id it would learn is not
         // another order's (`check_venue_id`); `route` already looked the id up.
-        let venue_id_taken = venue_owner.is_some_and(|owner| !same_id(owner, &order.client_order_id));
+        let venue_id_taken = venue_owner.is_some_and(|owner| owner != order.number);
         if venue_id_taken && event.kind != VenueEventKind::Unspecified {
             self.check_venue_id(index, event)?;
         }
@@ -250,7 +250,7 @@ impl Kernel {
     /// Finds the order an event is about, by client order id or venue order id.
     /// Also returns the current owner of the event's venue order id, if any,
     /// and whether the event's venue id is known to be the live order's.
-    fn route(&self, event: &VenueEvent) -> Step<(OrderLoc, Option<&Id>, bool)> {
+    fn route(&self, event: &VenueEvent) -> Step<(OrderLoc, Option<u64>, bool)> {
         let unknown = |what: &str| {
             let message = format!("no order with {what}: the event is not applied");
             let anomaly = Anomaly::new(AnomalyKind::UnknownOrder, message.clone()).event(&event.event_id).reconcile();
@@ -258,19 +258,22 @@ impl Kernel {
         };
         match &event.client_order_id {
             Some(cid) => {
-                let loc = self.orders.get(key(cid)).copied();
+                // Text that is not "<kernel_id>-<number>" names no order of this kernel.
+                let number = order_number(&self.cfg.kernel_id, cid);
+                let loc = number.and_then(|n| self.orders.get(&n)).copied();
                 // A live order that already knows the event's venue id: that id
                 // is indexed to it (an invariant), so its lookup is skipped.
                 if let (Some(OrderLoc::Live(slot_id)), Some(venue_id)) = (loc, &event.venue_order_id) {
                     if let Some(order) = self.slots.get(slot_id as usize).and_then(|s| s.order.as_ref()) {
                         if order.venue_order_id.as_ref().is_some_and(|ours| same_id(ours, venue_id)) {
-                            return Ok((OrderLoc::Live(slot_id), Some(&order.client_order_id), true));
+                            return Ok((OrderLoc::Live(slot_id), Some(order.number), true));
                         }
                     }
                 }
-                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v)));
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v))).copied();
                 if let Some(mapped) = by_venue {
-                    if mapped != cid {
+                    if Some(mapped) != number {
+                        let mapped = order_id_text(&self.cfg.kernel_id, mapped);
                         return Err(Kernel::conflict(
                             AnomalyKind::OrderMismatch,
                             DiagnosticCode::OrderMismatch,
@@ -283,10 +286,10 @@ impl Kernel {
                 Ok((loc, by_venue, false))
             }
             None => {
-                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v)));
+                let by_venue = event.venue_order_id.as_ref().and_then(|v| self.venue_ids.get(key(v))).copied();
                 let venue_id = event.venue_order_id.as_deref().unwrap_or("");
                 let loc = by_venue
-                    .and_then(|cid| self.orders.get(key(cid)).copied())
+                    .and_then(|number| self.orders.get(&number).copied())
                     .ok_or_else(|| unknown(&format!("venue order id {venue_id}")))?;
                 Ok((loc, by_venue, false))
             }
@@ -298,14 +301,12 @@ impl Kernel {
         let Some(retired) = self.retired_at(number) else {
             return Reject::new(DiagnosticCode::UnknownOrder, "retired order is no longer remembered");
         };
+        let cid = retired.client_order_id(&self.cfg.kernel_id);
         let base = |kind: AnomalyKind, message: String| {
-            Anomaly::new(kind, message)
-                .slot(retired.slot, retired.trade_id.as_ref())
-                .order(&retired.client_order_id)
-                .event(&event.event_id)
+            Anomaly::new(kind, message).slot(retired.slot, retired.trade_id.as_ref()).order(&cid).event(&event.event_id)
         };
         if retired.seen_event_ids.contains(&event.event_id) {
-            let message = format!("venue event {} was already applied to {}", event.event_id, retired.client_order_id);
+            let message = format!("venue event {} was already applied to {cid}", event.event_id);
             return Reject::new(DiagnosticCode::DuplicateEvent, message.clone())
                 .with(base(AnomalyKind::DuplicateEvent, message));
         }
@@ -316,7 +317,7 @@ impl Kernel {
                 let message = format!(
                     "fill {} for order {} which already finished ({}); not booked",
                     event.event_id,
-                    retired.client_order_id,
+                    cid,
                     retired.status.as_str_name()
                 );
                 return Reject::new(DiagnosticCode::FillAfterTerminal, message.clone())
@@ -325,7 +326,7 @@ impl Kernel {
             let message = format!(
                 "late fill {} for order {} of trade {} which is over; not booked",
                 event.event_id,
-                retired.client_order_id,
+                cid,
                 retired.trade_id.as_deref().unwrap_or("-")
             );
             return Reject::new(DiagnosticCode::LateFill, message.clone())
@@ -334,7 +335,7 @@ impl Kernel {
         let message = format!(
             "{} for order {} which already finished ({})",
             event.kind.as_str_name(),
-            retired.client_order_id,
+            cid,
             retired.status.as_str_name()
         );
         Reject::new(DiagnosticCode::StaleEvent, message.clone()).with(base(AnomalyKind::StaleEvent, message))
@@ -355,11 +356,11 @@ impl Kernel {
         else {
             return Ok(());
         };
-        match self.venue_ids.get(venue_id) {
-            Some(owner) if *owner != order.client_order_id => Err(Kernel::conflict(
+        match self.venue_ids.get(key(venue_id)) {
+            Some(&owner) if owner != order.number => Err(Kernel::conflict(
                 AnomalyKind::OrderMismatch,
                 DiagnosticCode::OrderMismatch,
-                format!("venue order id {venue_id} already belongs to {owner}"),
+                format!("venue order id {venue_id} already belongs to {}", order_id_text(&self.cfg.kernel_id, owner)),
                 true,
             )),
             _ => Ok(()),

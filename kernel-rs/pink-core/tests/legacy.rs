@@ -412,7 +412,7 @@ fn retired_order_memory_is_bounded() {
     let out = drv.fill_order(&first.unwrap(), "1", "100", "0", "2", true);
     code(&out, C::UnknownOrder);
     assert!(out.anomalies[0].reconcile_needed);
-    let recent = drv.kernel.retired().back().unwrap().client_order_id.clone();
+    let recent = drv.kernel.retired().back().unwrap().client_order_id(&drv.kernel.config().kernel_id);
     code(&drv.fill_order(&recent, "1", "100", "0", "2", true), C::LateFill);
     assert_eq!(drv.kernel.state_hash(), hash);
     drv.check();
@@ -702,4 +702,31 @@ fn restored_kernel_still_knows_its_resting_limit_order() {
     assert_eq!(moves(&out), vec![(S::EntryWorking, S::PositionOpen, T::Fill)]);
     assert_eq!(after.kernel.slot(0).unwrap().book.position, d("1"));
     after.check();
+}
+
+/// Orders are found by the number in "<kernel_id>-<number>": any other
+/// spelling of a live order's id (leading zero, sign, another prefix) names
+/// no order and is refused exactly as an unknown id.
+#[test]
+fn non_canonical_order_ids_are_unknown_orders() {
+    let mut drv = Driver::new(1);
+    ok(&drv.enter(0, Side::Long, "1"));
+    let cid = drv.order_id(0);
+    let kernel_id = drv.kernel.config().kernel_id.to_string();
+    let number = cid.strip_prefix(&format!("{kernel_id}-")).unwrap().to_owned();
+    let hash = drv.kernel.state_hash();
+    for foreign in [
+        format!("{kernel_id}-0{number}"),
+        format!("{kernel_id}-+{number}"),
+        format!("{kernel_id}-"),
+        format!("{kernel_id}x-{number}"),
+        format!("{kernel_id}-{number}0000000000000000000000"),
+    ] {
+        let event = drv.event(&id(&foreign), K::OrderAccepted, None, None);
+        let out = drv.step(Payload::Venue(event));
+        code(&out, C::UnknownOrder);
+        assert_eq!(out.message, format!("no order with client order id {foreign}: the event is not applied"));
+        assert_eq!(drv.kernel.state_hash(), hash);
+    }
+    ok(&drv.ack(0));
 }

@@ -96,3 +96,26 @@ fn corrupt_snapshots_are_refused() {
     assert!(!v.is_empty());
     assert!(Kernel::restore_bytes(&[0xff, 0x01]).is_err());
 }
+
+/// Orders are keyed by their number: a snapshot client order id that is not
+/// "<kernel_id>-<number>" (canonical) names no order of this kernel and is
+/// refused with its field.
+#[test]
+fn snapshot_order_ids_must_be_the_kernels_own() {
+    let drv = busy();
+    let kernel_id = drv.kernel.config().kernel_id.to_string();
+    assert!(!drv.kernel.retired().is_empty(), "the fixture retires an order");
+    for foreign in [format!("{kernel_id}-07"), format!("{kernel_id}-"), format!("x{kernel_id}-1"), "other-3".to_owned()]
+    {
+        let live = foreign.clone();
+        let v = corrupt(move |m| m.slots[1].active_order.as_mut().map(|o| o.client_order_id = live).unwrap_or(()));
+        assert!(v.iter().any(|v| v.field == "slots[1].active_order.client_order_id"), "{foreign}: {v:?}");
+        let retired = foreign.clone();
+        let v = corrupt(move |m| m.retired_orders[0].client_order_id = retired);
+        assert!(v.iter().any(|v| v.field == "retired_orders[0].client_order_id"), "{foreign}: {v:?}");
+    }
+    // The ids it wrote parse back to the same orders.
+    let restored = Kernel::restore_bytes(&drv.kernel.snapshot_bytes()).expect("valid snapshot");
+    assert_eq!(restored.active_order_id(1), drv.kernel.active_order_id(1));
+    assert_eq!(restored.retired(), drv.kernel.retired());
+}

@@ -179,7 +179,7 @@ fn unknown_status_for_a_finished_or_mismatched_order_is_refused() {
     assert!(finished.is_none());
     let hash = drv.kernel.state_hash();
     // The entry of slot 0 is retired: find its id through the retired ring.
-    let retired = drv.kernel.retired().back().unwrap().client_order_id.clone();
+    let retired = drv.kernel.retired().back().unwrap().client_order_id(&drv.kernel.config().kernel_id);
     let event = unknown(&mut drv, &retired, "X");
     let out = drv.send(event);
     code(&out, C::StaleEvent);

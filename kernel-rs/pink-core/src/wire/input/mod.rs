@@ -18,8 +18,8 @@ pub(super) use values::Plain;
 /// allocation instead of allocating (and later freeing) a copy.
 pub(crate) trait Known {
     fn order_id(&self, cid: &str) -> Option<Id>;
-    /// A venue order id and the client order id it maps to.
-    fn venue_order(&self, vid: &str) -> Option<(Id, Id)>;
+    /// A venue order id and the number of the order it maps to.
+    fn venue_order(&self, vid: &str) -> Option<(Id, u64)>;
     /// An instrument's symbol, given as its bytes (checked ASCII).
     fn symbol(&self, symbol: &[u8]) -> Option<Id>;
 }
@@ -31,7 +31,7 @@ impl Known for Unknown {
     fn order_id(&self, _: &str) -> Option<Id> {
         None
     }
-    fn venue_order(&self, _: &str) -> Option<(Id, Id)> {
+    fn venue_order(&self, _: &str) -> Option<(Id, u64)> {
         None
     }
     fn symbol(&self, _: &[u8]) -> Option<Id> {

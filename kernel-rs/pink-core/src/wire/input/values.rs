@@ -111,22 +111,18 @@ pub(super) fn new_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
     ascii(bytes, ID, 64, texts).map(Id::from)
 }
 
-/// A client order id; `mapped` (what the event's venue order id maps to)
-/// is shared when it is the same id, which saves looking it up.
-pub(super) fn order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>, mapped: Option<Id>) -> Option<Id> {
+/// A client order id (the kernel's own when it names a live order).
+pub(super) fn order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
     let cid = ascii(bytes, ID, 64, texts)?;
-    if let Some(id) = mapped.filter(|id| id.as_bytes() == bytes) {
-        return Some(id);
-    }
     Some(known.order_id(cid).unwrap_or_else(|| Id::from(cid)))
 }
 
-/// A venue order id and, when the kernel holds it, the client order id it maps to.
-pub(super) fn venue_order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<(Id, Option<Id>)> {
+/// A venue order id (the kernel's own when it holds it).
+pub(super) fn venue_order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
     let vid = ascii(bytes, ID, 64, texts)?;
     Some(match known.venue_order(vid) {
-        Some((vid, cid)) => (vid, Some(cid)),
-        None => (Id::from(vid), None),
+        Some((vid, _)) => vid,
+        None => Id::from(vid),
     })
 }
 
