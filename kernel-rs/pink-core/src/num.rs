@@ -40,7 +40,7 @@ pub(crate) const POW10_U64: [u64; 20] = {
 
 /// 10^0 ..= 10^18: the powers of ten an i64 holds.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-const POW10_I64: [i64; 19] = {
+pub(crate) const POW10_I64: [i64; 19] = {
     let mut table = [1_i64; 19];
     let mut i = 1;
     while i < 19 {
@@ -106,7 +106,7 @@ fn scale_up(mantissa: i128, exp: u32) -> Option<i128> {
 /// Mantissa and scale of a decimal whose mantissa is below 2^63 in magnitude
 /// (money nearly always is), read from its parts without the i128 assembly.
 #[inline(always)]
-fn small(value: &Decimal) -> Option<(i64, u32)> {
+pub(crate) fn small(value: &Decimal) -> Option<(i64, u32)> {
     let parts = value.unpack();
     if parts.hi != 0 {
         return None;
