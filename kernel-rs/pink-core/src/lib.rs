@@ -30,6 +30,7 @@ pub mod check;
 mod control;
 pub mod decode;
 pub mod encode;
+mod fill;
 pub mod frames;
 pub mod input;
 mod intent;

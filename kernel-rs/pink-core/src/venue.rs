@@ -1,134 +1,24 @@
 //! Venue events: routed by order id only, deduplicated for the whole life of
 //! the order, applied with exact money, never able to revive a finished order.
 
-use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-use crate::input::{Fill, VenueEvent};
+use crate::fill::{plan_fill, FillOn, FillPlan};
+use crate::input::VenueEvent;
 use crate::kernel::{push_ledger, rearm, shift, touch, Change, Ctx, Kernel, Origin};
-use crate::model::{is_free, key, order_id_text, order_number, same_id, Account, Book, Order, OrderLoc};
+use crate::model::{is_free, key, order_id_text, order_number, same_id, Order, OrderLoc};
 use crate::num;
 use crate::output::{Anomaly, Reject, Step};
 use crate::pb::{
-    AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, OrderStatus, QueryReason, Side, SlotState,
-    TransitionCause, VenueEventKind,
+    AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, OrderStatus, QueryReason, SlotState, TransitionCause,
+    VenueEventKind,
 };
 use crate::text::Id;
-
-/// Everything a fill changes, computed before anything is committed.
-#[derive(Default)]
-struct FillPlan {
-    applied: Decimal,
-    excess: Decimal,
-    /// The fill covers the remaining quantity: `filled` reaches `quantity`.
-    covers: bool,
-    filled: Decimal,
-    order_notional: Decimal,
-    order_fees: Decimal,
-    venue_cumulative: Decimal,
-    position: Decimal,
-    cost_basis: Decimal,
-    /// Entry or exit quantity and notional of the book (by the order's purpose).
-    side_quantity: Decimal,
-    side_notional: Decimal,
-    book_fees: Decimal,
-    /// Exit fills: gross realized PnL, and the book and account values it gives.
-    gross: Option<Decimal>,
-    book_realized: Decimal,
-    leg_filled: Decimal,
-    capital_after_pnl: Decimal,
-    account_realized: Decimal,
-    /// Capital and account fees after a non-zero fee.
-    capital_after_fee: Decimal,
-    account_fees: Decimal,
-}
 
 #[cold]
 #[inline(never)]
 fn ovf(what: &str) -> Reject {
     Reject::overflow(what)
-}
-
-/// The new amounts a fill gives, or what cannot be computed exactly.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn plan_fill(
-    plan: &mut FillPlan,
-    order: &Order,
-    book: &Book,
-    side: Side,
-    account: &Account,
-    fill: &Fill,
-    cumulative: Decimal,
-    pnl_scale: u32,
-) -> Result<(), &'static str> {
-    // Running totals start at zero: `accumulate` skips the arithmetic then.
-    let remaining = if order.fills.filled.is_zero() {
-        order.quantity
-    } else {
-        num::sub(order.quantity, order.fills.filled).ok_or("remaining quantity")?
-    };
-    // `num::min(fill.quantity, remaining)`, and the excess (zero unless remaining is smaller).
-    let versus = num::cmp(fill.quantity, remaining);
-    let (applied, excess) = if versus.is_gt() {
-        (remaining, num::sub(fill.quantity, remaining).ok_or("overfill")?)
-    } else {
-        (fill.quantity, Decimal::ZERO)
-    };
-    let notional = num::mul(applied, fill.price).ok_or("fill notional")?;
-    let filled = num::accumulate(order.fills.filled, applied).ok_or("filled quantity")?;
-    let order_notional = num::accumulate(order.fills.notional, notional).ok_or("order notional")?;
-    let order_fees = num::accumulate(order.fills.fees, fill.fee).ok_or("order fees")?;
-    let venue_cumulative = num::max(order.fills.venue_cumulative, cumulative);
-    let mut capital = account.capital;
-    plan.applied = applied;
-    plan.excess = excess;
-    plan.covers = versus.is_ge();
-    plan.filled = filled;
-    plan.order_notional = order_notional;
-    plan.order_fees = order_fees;
-    plan.venue_cumulative = venue_cumulative;
-    if order.purpose == OrderPurpose::Entry {
-        plan.position = num::accumulate(book.position, applied).ok_or("position")?;
-        plan.side_quantity = num::accumulate(book.entry_quantity, applied).ok_or("entry quantity")?;
-        plan.side_notional = num::accumulate(book.entry_notional, notional).ok_or("entry notional")?;
-        plan.cost_basis = num::accumulate(book.cost_basis, notional).ok_or("cost basis")?;
-    } else {
-        // Release cost pro rata; the last exit releases exactly what is left,
-        // so a trade's total PnL is exact whatever its legs.
-        let closes = num::cmp(applied, book.position);
-        let released = if closes.is_ge() {
-            book.cost_basis
-        } else {
-            let scaled = num::mul(book.cost_basis, applied).ok_or("released cost")?;
-            num::div_round(scaled, book.position, pnl_scale).ok_or("released cost")?
-        };
-        let gross = match side {
-            Side::Short => num::sub(released, notional),
-            _ => num::sub(notional, released),
-        }
-        .ok_or("realized PnL")?;
-        plan.position =
-            if closes.is_eq() { Decimal::ZERO } else { num::sub(book.position, applied).ok_or("position")? };
-        // All of it released: nothing is left.
-        plan.cost_basis =
-            if closes.is_ge() { Decimal::ZERO } else { num::sub(book.cost_basis, released).ok_or("cost basis")? };
-        plan.side_quantity = num::accumulate(book.exit_quantity, applied).ok_or("exit quantity")?;
-        plan.side_notional = num::accumulate(book.exit_notional, notional).ok_or("exit notional")?;
-        plan.book_realized = num::accumulate(book.realized_pnl, gross).ok_or("realized PnL")?;
-        plan.leg_filled = num::accumulate(book.leg_filled, applied).ok_or("leg quantity")?;
-        capital = num::add(capital, gross).ok_or("capital")?;
-        plan.capital_after_pnl = capital;
-        plan.account_realized = num::accumulate(account.realized_pnl, gross).ok_or("realized PnL")?;
-        plan.gross = Some(gross);
-    }
-    plan.book_fees = num::accumulate(book.fees, fill.fee).ok_or("fees")?;
-    plan.capital_after_fee = capital;
-    if !fill.fee.is_zero() {
-        plan.capital_after_fee = num::sub(capital, fill.fee).ok_or("capital")?;
-        plan.account_fees = num::accumulate(account.fees, fill.fee).ok_or("fees")?;
-    }
-    Ok(())
 }
 
 /// What every applied event records on its order.
@@ -458,7 +348,16 @@ impl Kernel {
         // Everything is computed (and may refuse) before anything is committed.
         // Filled in place (a returned plan would be copied out of its `Result`).
         let mut plan = FillPlan::default();
-        plan_fill(&mut plan, order, &slot.book, slot.side, account, &fill, cumulative, pnl_scale).map_err(ovf)?;
+        let on = FillOn {
+            quantity: order.quantity,
+            fills: &order.fills,
+            purpose: order.purpose,
+            book: &slot.book,
+            side: slot.side,
+            account,
+            pnl_scale,
+        };
+        plan_fill(&mut plan, on, &fill, cumulative).map_err(ovf)?;
         if plan.applied.is_zero() {
             // Unreachable while live orders are never complete; kept as a loud guard.
             let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id);
@@ -484,7 +383,7 @@ impl Kernel {
         }
         // `order.is_complete()` from the plan: filled reaches the quantity
         // exactly when the fill covers what remained.
-        let gap = num::cmp(plan.venue_cumulative, plan.filled).is_gt();
+        let gap = plan.gap;
         let complete = plan.covers || (order.venue_final && !gap);
         order.status = if complete || final_fill { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
         cx.out.account_changed = true;
