@@ -73,9 +73,14 @@ impl Output {
     }
 
     pub fn touch(&mut self, slot: u32) {
-        if !self.changed_slots.contains(&slot) {
-            self.changed_slots.push(slot);
+        // A plain scan: the list holds one or two slots, too few for the
+        // chunked search of `contains`.
+        for &changed in &self.changed_slots {
+            if changed == slot {
+                return;
+            }
         }
+        self.changed_slots.push(slot);
     }
 }
 
