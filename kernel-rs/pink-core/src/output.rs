@@ -61,11 +61,22 @@ impl Output {
         self.sequence = sequence;
         self.code = DiagnosticCode::Ok;
         self.message.clear();
-        self.violations.clear();
-        self.transitions.clear();
-        self.commands.clear();
-        self.ledger.clear();
-        self.anomalies.clear();
+        // Most lists are empty after most steps: skip their drop loops.
+        if !self.violations.is_empty() {
+            self.violations.clear();
+        }
+        if !self.transitions.is_empty() {
+            self.transitions.clear();
+        }
+        if !self.commands.is_empty() {
+            self.commands.clear();
+        }
+        if !self.ledger.is_empty() {
+            self.ledger.clear();
+        }
+        if !self.anomalies.is_empty() {
+            self.anomalies.clear();
+        }
         self.changed_slots.clear();
         self.revalued_symbol = None;
         self.account_changed = false;
