@@ -626,7 +626,7 @@ impl Kernel {
 }
 
 /// `Kernel::transition` on a slot in hand.
-#[inline]
+#[inline(always)]
 pub(crate) fn shift(
     cx: &mut Ctx<'_>,
     cfg: &Config,
