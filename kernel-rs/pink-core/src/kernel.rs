@@ -716,16 +716,14 @@ fn numbered_id(last: &mut NumberedText, kernel_id: &str, infix: &str, number: u6
 /// Adds one to the number `text` ends with when that changes only its last
 /// digit; false (and `text` unchanged) when it would carry.
 fn bump_last_digit(text: &mut String) -> bool {
-    let Some(digit) = text.pop() else { return false };
-    match digit.to_digit(10).and_then(|d| char::from_digit(d.checked_add(1)?, 10)) {
-        Some(next) => {
-            text.push(next);
+    // Bytes, not chars: the text is ASCII and a digit below 9 is one byte.
+    match text.as_bytes().last() {
+        Some(&digit @ b'0'..=b'8') => {
+            text.pop();
+            text.push(char::from(digit.saturating_add(1)));
             true
         }
-        None => {
-            text.push(digit);
-            false
-        }
+        _ => false,
     }
 }
 
