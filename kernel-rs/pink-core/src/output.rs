@@ -57,6 +57,7 @@ impl Output {
     }
 
     /// Empties the output for the next step, keeping its capacity.
+    #[inline]
     pub fn reset(&mut self, sequence: u64) {
         self.sequence = sequence;
         self.code = DiagnosticCode::Ok;
