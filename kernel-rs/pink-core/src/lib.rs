@@ -31,6 +31,7 @@ mod control;
 pub mod decode;
 pub mod encode;
 pub mod frames;
+mod ids;
 pub mod input;
 mod intent;
 mod invariants;
