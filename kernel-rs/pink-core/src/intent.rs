@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 
 use crate::input::{Action, Enter, Intent};
-use crate::kernel::{Ctx, Kernel};
+use crate::kernel::{shift, Ctx, Kernel};
 use crate::model::{is_free, Book, EventIds, Instrument, Order, OrderFills, OrderKind, OrderLoc};
 use crate::num;
 use crate::output::{Command, CommandBody, Place, Reject, Step};
@@ -322,10 +322,11 @@ impl Kernel {
             OrderPurpose::Exit => (SlotState::ExitPending, OrderPurpose::Exit),
             _ => (SlotState::EntryPending, OrderPurpose::Entry),
         };
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        // Written straight into the slot: no stack copy of the large Order.
         // `new_order_id` allocated the order's number last (checked, so not saturated).
         let number = self.next_order.saturating_sub(1);
+        let Kernel { slots, orders, account, cfg, .. } = self;
+        let Some(slot) = slots.get_mut(index) else { return };
+        // Written straight into the slot: no stack copy of the large Order.
         slot.order = Some(Order {
             number,
             client_order_id: client_order_id.clone(),
@@ -350,9 +351,10 @@ impl Kernel {
             cancels_sent: 0,
         });
         let (slot_id, trade_id) = (slot.id, slot.trade_id.clone());
-        self.orders.insert(number, OrderLoc::Live(slot_id));
+        orders.insert(number, OrderLoc::Live(slot_id));
         cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });
-        self.transition(cx, index, to, cause, Some(client_order_id));
+        // The slot in hand: no second lookup.
+        shift(cx, cfg, account, slot, to, cause, Some(client_order_id));
     }
 
     fn cancel(&mut self, cx: &mut Ctx<'_>, index: usize, purpose: Option<OrderPurpose>) -> Step {

@@ -77,7 +77,7 @@ pub(crate) fn push_ledger(
 /// back as one pointer (moving an `Output` is ~200 bytes plus an empty one
 /// built and dropped); it is `None` only while a step holds it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scratch(pub(crate) Option<Box<Output>>, pub(crate) Vec<u8>, pub(crate) IdText);
+pub(crate) struct Scratch(pub(crate) Option<Box<Output>>, pub(crate) Vec<u8>, pub(crate) crate::ids::IdText);
 
 /// What `Kernel::output` shows before the first step: `Output::default()`.
 static NO_OUTPUT: Output = Output::with_code(0, DiagnosticCode::Unspecified);
@@ -98,21 +98,6 @@ impl Scratch {
     pub(crate) fn output(&self) -> &Output {
         self.0.as_deref().unwrap_or(&NO_OUTPUT)
     }
-}
-
-/// Text of the last allocated order and trade id: each keeps its
-/// "<kernel_id>-" / "<kernel_id>-t" prefix, so a new id only appends digits.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct IdText {
-    order: NumberedText,
-    trade: NumberedText,
-}
-
-/// "<kernel_id><infix><number>" of the last id built, and that number (0: none).
-#[derive(Clone, Debug, Default)]
-struct NumberedText {
-    text: String,
-    number: u64,
 }
 
 impl PartialEq for Scratch {
@@ -440,14 +425,14 @@ impl Kernel {
     pub(crate) fn new_order_id(&mut self) -> Id {
         let number = self.next_order;
         self.next_order = number.saturating_add(1);
-        numbered_id(&mut self.scratch.2.order, &self.cfg.kernel_id, "-", number)
+        crate::ids::numbered_id(&mut self.scratch.2.order, &self.cfg.kernel_id, "-", number)
     }
 
     /// Allocates a trade id, "<kernel_id>-t<n>"; call `check_ids` first.
     pub(crate) fn new_trade_id(&mut self) -> Id {
         let number = self.next_trade;
         self.next_trade = number.saturating_add(1);
-        numbered_id(&mut self.scratch.2.trade, &self.cfg.kernel_id, "-t", number)
+        crate::ids::numbered_id(&mut self.scratch.2.trade, &self.cfg.kernel_id, "-t", number)
     }
 
     /// Last mark price of the slot's symbol.
@@ -629,7 +614,7 @@ impl Kernel {
 }
 
 /// `Kernel::transition` on a slot in hand.
-#[inline]
+#[inline(always)]
 pub(crate) fn shift(
     cx: &mut Ctx<'_>,
     cfg: &Config,
@@ -694,70 +679,4 @@ pub(crate) fn touch(cx: &mut Ctx<'_>, slot: &mut Slot) {
     slot.version = slot.version.saturating_add(1);
     slot.update_time = Some(cx.now);
     cx.out.touch(slot.id);
-}
-
-/// "<kernel_id><infix><number>" built in `text`, whose prefix is reused: one
-/// allocation (the Arc's) and no UTF-8 re-validation. The next number of the
-/// last one usually only changes the last digit, which is replaced in place.
-fn numbered_id(last: &mut NumberedText, kernel_id: &str, infix: &str, number: u64) -> Id {
-    let prefix = kernel_id.len().saturating_add(infix.len());
-    let text = &mut last.text;
-    let follows = last.number != 0 && last.number.checked_add(1) == Some(number) && text.len() > prefix;
-    if !(follows && bump_last_digit(text)) {
-        if text.len() < prefix {
-            text.clear();
-            text.push_str(kernel_id);
-            text.push_str(infix);
-        }
-        text.truncate(prefix);
-        text.push_str(itoa::Buffer::new().format(number));
-    }
-    last.number = number;
-    Arc::from(text.as_str())
-}
-
-/// Adds one to the number `text` ends with when that changes only its last
-/// digit; false (and `text` unchanged) when it would carry.
-fn bump_last_digit(text: &mut String) -> bool {
-    let Some(digit) = text.pop() else { return false };
-    match digit.to_digit(10).and_then(|d| char::from_digit(d.checked_add(1)?, 10)) {
-        Some(next) => {
-            text.push(next);
-            true
-        }
-        None => {
-            text.push(digit);
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn order_ids_parse_back_to_their_numbers() {
-        let mut last = NumberedText::default();
-        let numbers = (1..=1_200).chain([9_999, 10_000, 10_001, 7, u64::MAX - 1, u64::MAX]);
-        for number in numbers {
-            let id = numbered_id(&mut last, "k1", "-", number);
-            assert_eq!(&*id, crate::model::order_id_text("k1", number));
-            assert_eq!(crate::model::order_number("k1", &id), Some(number));
-        }
-    }
-
-    #[test]
-    fn numbered_ids_match_their_formatted_text() {
-        let mut last = NumberedText::default();
-        let numbers = (1..=1_200).chain([5_000, 5_001, 9_999, 10_000, 10_001, 7, 8, u64::MAX - 1, u64::MAX]);
-        for number in numbers {
-            assert_eq!(&*numbered_id(&mut last, "k1", "-t", number), format!("k1-t{number}"));
-        }
-        // Another kernel id (a fresh text) starts over.
-        let mut last = NumberedText::default();
-        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 19), "kernel-b-19");
-        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 20), "kernel-b-20");
-        assert_eq!(&*numbered_id(&mut last, "kernel-b", "-", 21), "kernel-b-21");
-    }
 }

@@ -32,6 +32,7 @@ pub mod decode;
 pub mod encode;
 mod fill;
 pub mod frames;
+mod ids;
 pub mod input;
 mod intent;
 mod invariants;

@@ -57,15 +57,27 @@ impl Output {
     }
 
     /// Empties the output for the next step, keeping its capacity.
+    #[inline]
     pub fn reset(&mut self, sequence: u64) {
         self.sequence = sequence;
         self.code = DiagnosticCode::Ok;
         self.message.clear();
-        self.violations.clear();
-        self.transitions.clear();
-        self.commands.clear();
-        self.ledger.clear();
-        self.anomalies.clear();
+        // Most lists are empty after most steps: skip their drop loops.
+        if !self.violations.is_empty() {
+            self.violations.clear();
+        }
+        if !self.transitions.is_empty() {
+            self.transitions.clear();
+        }
+        if !self.commands.is_empty() {
+            self.commands.clear();
+        }
+        if !self.ledger.is_empty() {
+            self.ledger.clear();
+        }
+        if !self.anomalies.is_empty() {
+            self.anomalies.clear();
+        }
         self.changed_slots.clear();
         self.revalued_symbol = None;
         self.account_changed = false;
@@ -73,9 +85,14 @@ impl Output {
     }
 
     pub fn touch(&mut self, slot: u32) {
-        if !self.changed_slots.contains(&slot) {
-            self.changed_slots.push(slot);
+        // A plain scan: the list holds one or two slots, too few for the
+        // chunked search of `contains`.
+        for &changed in &self.changed_slots {
+            if changed == slot {
+                return;
+            }
         }
+        self.changed_slots.push(slot);
     }
 }
 
