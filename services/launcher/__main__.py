@@ -48,7 +48,7 @@ async def _platform(settings: LaunchSettings, run_dir: Path, out: TextIO) -> Non
             async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.kernel_port}") as channel:
                 await run_session(kernel_service_pb2_grpc.KernelServiceStub(channel), settings, out)
         except asyncio.CancelledError:
-            # Ctrl-C (asyncio.run cancels this task): stop the services as on a normal end.
+            # Ctrl-C or SIGTERM (_run cancels this task): stop the services as on a normal end.
             out.write("\ninterrupted: stopping the services\n")
             await stop_platform(platform, settings.stop_seconds, out)
             raise
@@ -56,26 +56,37 @@ async def _platform(settings: LaunchSettings, run_dir: Path, out: TextIO) -> Non
         await stop_platform(platform, settings.stop_seconds, out)
 
 
-async def _run(settings: LaunchSettings, run_dir: Path, out: TextIO) -> bool:
-    """Runs the platform; True if SIGTERM stopped it (the services stopped as on Ctrl-C)."""
+async def _run(settings: LaunchSettings, run_dir: Path, out: TextIO) -> signal.Signals | None:
+    """Runs the platform; returns the signal (SIGINT or SIGTERM) that stopped it, if any.
+
+    Both signals get handlers of their own rather than relying on Python's default SIGINT
+    handler: a process started with SIGINT ignored (a background job of a script, nohup)
+    inherits that disposition, and Ctrl-C must still stop the services gracefully.
+    """
     task = asyncio.current_task()
     if task is None:  # unreachable under asyncio.run; narrows the type
         raise RuntimeError("no running task")
-    terminated = False
+    stopped_by: signal.Signals | None = None
 
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        task.cancel()
+    def stop(signum: signal.Signals) -> None:
+        nonlocal stopped_by
+        if stopped_by is None:  # a second signal while stopping changes nothing
+            stopped_by = signum
+            task.cancel()
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
     try:
         await _platform(settings, run_dir, out)
     except asyncio.CancelledError:
-        if not terminated:
+        if stopped_by is None:
             raise
-        task.uncancel()  # the cancellation was ours: SIGTERM, handled
-    return terminated
+        task.uncancel()  # the cancellation was ours: a signal, handled
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return stopped_by
 
 
 def main() -> int:
@@ -89,14 +100,17 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=False)
     out.write(f"PINK paper trading on the BingX simulator; run directory {run_dir}\n")
     try:
-        terminated = asyncio.run(_run(settings, run_dir, out))
+        stopped_by = asyncio.run(_run(settings, run_dir, out))
     except (ChildExitedError, SessionError, grpc.aio.AioRpcError, TimeoutError) as error:
         sys.stderr.write(f"run failed: {type(error).__name__}: {error}\n")
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the event loop's handler was installed
         out.write("interrupted\n")
         return INTERRUPTED
-    if terminated:
+    if stopped_by == signal.SIGINT:
+        out.write("interrupted\n")
+        return INTERRUPTED
+    if stopped_by == signal.SIGTERM:
         out.write("terminated\n")
         return TERMINATED
     return 0

@@ -42,9 +42,25 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period() -
     assert kept[0].returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+#: Starts the launcher with SIGINT ignored, as a background job of a script inherits it: Python
+#: then installs no KeyboardInterrupt handler, so only the launcher's own handler can act.
+IGNORING_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'services.launcher'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("sig", "status", "command"),
+    [
+        (signal.SIGINT, 130, ["-m", "services.launcher"]),
+        (signal.SIGINT, 130, ["-c", IGNORING_SIGINT]),
+        (signal.SIGTERM, 143, ["-m", "services.launcher"]),
+    ],
+    ids=["ctrl-c", "ctrl-c-with-sigint-ignored-at-start", "sigterm"],
+)
 async def test_interrupting_make_run_stops_every_service_gracefully(
-    tmp_path: Path, sig: signal.Signals, status: int
+    tmp_path: Path, sig: signal.Signals, status: int, command: list[str]
 ) -> None:
     env = inherited_env() | {
         "PINK_RUN_DATA_DIR": str(tmp_path),
@@ -54,8 +70,7 @@ async def test_interrupting_make_run_stops_every_service_gracefully(
     }
     launcher = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "services.launcher",
+        *command,
         env=env,
         cwd=REPO_ROOT,
         stdin=asyncio.subprocess.DEVNULL,
