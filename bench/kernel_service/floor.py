@@ -83,10 +83,12 @@ def _probe(path: Path) -> Iterator[Callable[[], None]]:
         path.unlink()
 
 
-def fsync_floor(directory: Path, count: int) -> Latency:
-    """``count`` probe writes after a tenth as many to warm up.
+def fsync_floor(directory: Path, count: int, pause: float = 0.0) -> Latency:
+    """``count`` probe writes after a tenth as many to warm up, ``pause`` seconds apart (not timed).
 
-    Synchronous on purpose, and run while nothing else is in flight: it times the disk alone.
+    Synchronous on purpose, and run while nothing else is in flight: it times the disk alone. The
+    paused form is the floor of the isolated run: on this VM's virtual disk an fdatasync after an
+    idle gap costs more than one right after another, so a paced run is compared with paced probes.
     """
     times: list[int] = []
     with _probe(directory / "fsync-probe.bin") as write:
@@ -94,6 +96,8 @@ def fsync_floor(directory: Path, count: int) -> Latency:
             begun = time.perf_counter_ns()
             write()
             times.append(time.perf_counter_ns() - begun)
+            if pause:
+                time.sleep(pause)
     return Latency.of(times[count // 10 :])
 
 

@@ -38,6 +38,9 @@ FSYNC_PROBES = 500
 class LiveResults:
     fsync: Latency
     fsync_threaded: Latency
+    #: fsync probes and empty RPCs with the isolated run's pause after each: its floor.
+    fsync_paced: Latency
+    empty_c1_paced: Load
     empty_c1: Load
     read_c1: Load
     intent_c1: Load
@@ -109,6 +112,7 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
     """
     fsync = fsync_floor(work, FSYNC_PROBES)
     fsync_threaded = await fsync_floor_threaded(work, FSYNC_PROBES)
+    fsync_paced = fsync_floor(work, ISOLATED_INTENTS, pause=ISOLATED_PAUSE)
     empty, empty_port = await children.serve("empty")
     concurrency = options.concurrency
     async with channel(empty_port) as empty_channel:
@@ -131,6 +135,15 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
             calls=count,
             metrics_port=service.metrics_port,
             waits=intents.waits,
+        )
+        empty_c1_paced = await measure_load(
+            "empty c1 paced",
+            empty_call,
+            cpu,
+            concurrency=1,
+            warmup=LATENCY_SLOTS * 2,
+            calls=ISOLATED_INTENTS,
+            pause=ISOLATED_PAUSE,
         )
         isolated = await measure_load(
             "intent c1 isolated",
@@ -176,6 +189,8 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
     return LiveResults(
         fsync=fsync,
         fsync_threaded=fsync_threaded,
+        fsync_paced=fsync_paced,
+        empty_c1_paced=empty_c1_paced,
         empty_c1=empty_c1,
         read_c1=read_c1,
         intent_c1=intent_c1,

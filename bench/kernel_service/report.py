@@ -94,6 +94,7 @@ def _cpu_bound(empty: Load, intents: Load) -> dict[str, float]:
 
 def _live_json(live: LiveResults) -> dict[str, object]:
     floor_us = live.empty_c1.latency.p50_us + live.fsync.p50_us
+    paced_floor_us = live.empty_c1_paced.latency.p50_us + live.fsync_paced.p50_us
     latency_ratio = _ratio(live.intent_c1.latency.p50_us, floor_us)
     empty_load, intent_load, mark = live.empty_load, live.intent_load, live.mark_load
     throughput_ratio = _ratio(intent_load.per_second, empty_load.per_second)
@@ -118,8 +119,15 @@ def _live_json(live: LiveResults) -> dict[str, object]:
         "submit_intent_c1_isolated": {
             **_load_json(live.intent_c1_isolated),
             "ratio_p50_to_floor": _ratio(live.intent_c1_isolated.latency.p50_us, floor_us),
+            "paced_floor": {
+                "empty_rpc_c1": _load_json(live.empty_c1_paced),
+                "fsync": _latency_json(live.fsync_paced),
+                "floor_p50_us": round(paced_floor_us, 1),
+            },
+            "ratio_p50_to_paced_floor": _ratio(live.intent_c1_isolated.latency.p50_us, paced_floor_us),
             "note": f"{ISOLATED_PAUSE * 1e3:.0f} ms pause after each intent: the venue traffic of the previous "
-            "order is committed before the next intent arrives (informational)",
+            "order is committed before the next intent arrives; the paced floor is the empty RPC and the "
+            "fsync probe with the same pause after each (informational)",
         },
         "sustained": {
             "empty_rpc": _load_json(empty_load),
@@ -254,6 +262,7 @@ def render(doc: dict[str, Any]) -> list[str]:
     empty_load, intent_load, mark_load = sustained["empty_rpc"], sustained["submit_intent"], sustained["mark_price"]
     concurrency = doc["settings"]["concurrency"]
     fsync, threaded = floor["fsync"], floor["fsync_in_worker_thread"]
+    paced = isolated["paced_floor"]
     return [
         (
             f"floor: empty RPC c=1 {_lat(floor['empty_rpc_c1'])}; fsync p50 {fsync['p50_us']:.0f} us, "
@@ -269,6 +278,11 @@ def render(doc: dict[str, Any]) -> list[str]:
         (
             f"  isolated ({ISOLATED_PAUSE * 1e3:.0f} ms pauses): {_lat(isolated)}  p50/floor "
             f"{isolated['ratio_p50_to_floor']:.2f}; {_server(isolated)}"
+        ),
+        (
+            f"  paced floor (same pauses): empty RPC {_lat(paced['empty_rpc_c1'])}; fsync p50 "
+            f"{paced['fsync']['p50_us']:.0f} us; floor p50 {paced['floor_p50_us']:.0f} us; isolated p50/paced floor "
+            f"{isolated['ratio_p50_to_paced_floor']:.2f}"
         ),
         f"empty RPC c={concurrency}:           {empty_load['per_second']:7.0f}/s  {_lat(empty_load)}",
         (
