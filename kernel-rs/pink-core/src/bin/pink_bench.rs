@@ -24,6 +24,10 @@ use pink_core::snapshot::config_message;
 use pink_core::testkit::{config, d, id, Driver, BTC};
 use pink_core::Kernel;
 
+/// The PyO3 extension's allocator, so that these figures are the deployed kernel's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SLOTS: u32 = 10;
 /// Inputs per replay chunk.
 const CHUNK: usize = 512;
