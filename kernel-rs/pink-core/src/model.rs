@@ -202,18 +202,45 @@ impl Slot {
 pub struct EventIds(SmallVec<[Id; 4]>);
 
 impl EventIds {
+    /// The empty list (an order before its ack) is answered inline.
+    #[inline(always)]
     pub fn contains(&self, id: &str) -> bool {
-        self.0.binary_search_by(|probe| (**probe).cmp(id)).is_ok()
+        !self.0.is_empty() && Self::holds(&self.0, id)
+    }
+
+    /// Short lists are scanned, comparing lengths and last bytes first
+    /// (counters make ids differ at the end); long ones are searched.
+    #[inline(never)]
+    fn holds(ids: &[Id], id: &str) -> bool {
+        if ids.len() > 4 {
+            return Self::search(ids, id).is_ok();
+        }
+        let last = id.as_bytes().last();
+        ids.iter().any(|probe| probe.len() == id.len() && probe.as_bytes().last() == last && **probe == *id)
+    }
+
+    fn search(ids: &[Id], id: &str) -> Result<usize, usize> {
+        ids.binary_search_by(|probe| (**probe).cmp(id))
     }
 
     /// Adds `id`; false if it was already there.
+    #[inline(always)]
     pub fn insert(&mut self, id: Id) -> bool {
+        if self.0.is_empty() {
+            self.0.push(id);
+            return true;
+        }
+        self.insert_sorted(id)
+    }
+
+    #[inline(never)]
+    fn insert_sorted(&mut self, id: Id) -> bool {
         // Ids usually arrive in increasing order: one comparison, then a push.
         if self.0.last().is_none_or(|last| **last < *id) {
             self.0.push(id);
             return true;
         }
-        match self.0.binary_search_by(|probe| (**probe).cmp(&*id)) {
+        match Self::search(&self.0, &id) {
             Ok(_) => false,
             Err(at) => {
                 self.0.insert(at, id);
@@ -428,6 +455,26 @@ mod tests {
         assert_eq!(order_number("k", "k1-5"), None);
         assert_eq!(order_number("k1", "k-15"), None);
         assert_eq!(order_number("k1", "k1-5"), Some(5));
+    }
+
+    proptest::proptest! {
+        /// The inline short-list paths of `EventIds` agree with a sorted set.
+        #[test]
+        fn event_ids_behave_as_a_sorted_set(
+            ops in proptest::collection::vec(("[a-e]{0,3}", proptest::prelude::any::<bool>()), 0..24),
+        ) {
+            let mut ids = EventIds::default();
+            let mut model = BTreeSet::new();
+            for (text, insert) in ops {
+                proptest::prop_assert_eq!(ids.contains(&text), model.contains(&text));
+                if insert {
+                    // A fresh `Arc` each time: equality is by text, never by pointer.
+                    proptest::prop_assert_eq!(ids.insert(Id::from(text.as_str())), model.insert(text.clone()));
+                }
+                proptest::prop_assert!(ids.iter().map(|id| &**id).eq(model.iter().map(String::as_str)));
+                proptest::prop_assert_eq!(ids.len(), model.len());
+            }
+        }
     }
 
     proptest::proptest! {
