@@ -2,14 +2,14 @@
 //! reject, leaving the state untouched), then commits; commit code cannot
 //! fail. Time comes only from inputs.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::input::{Input, Payload};
 use crate::model::{
-    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
+    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, RetiredRing, Slot,
 };
 use crate::num;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Reject, Step, Transition};
@@ -114,7 +114,7 @@ pub struct Kernel {
     pub(crate) orders: FxHashMap<u64, OrderLoc>,
     /// Venue order id -> order number.
     pub(crate) venue_ids: FxHashMap<Id, u64>,
-    pub(crate) retired: VecDeque<Retired>,
+    pub(crate) retired: RetiredRing,
     /// Retirement number of `retired[0]`.
     pub(crate) retired_base: u64,
     pub(crate) last_sequence: u64,
@@ -149,7 +149,7 @@ impl Kernel {
             slots,
             orders: FxHashMap::default(),
             venue_ids: FxHashMap::default(),
-            retired: VecDeque::new(),
+            retired: RetiredRing::default(),
             retired_base: 0,
             last_sequence: 0,
             clock: None,
@@ -189,7 +189,7 @@ impl Kernel {
     pub fn marks(&self) -> &BTreeMap<Id, Decimal> {
         &self.marks
     }
-    pub fn retired(&self) -> &VecDeque<Retired> {
+    pub fn retired(&self) -> &RetiredRing {
         &self.retired
     }
 

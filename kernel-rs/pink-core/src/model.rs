@@ -360,6 +360,101 @@ impl Retired {
     }
 }
 
+/// The retired orders, oldest first: a ring over a `Vec`, so that a full
+/// ring forgets its oldest entry by overwriting it in place (`oldest_mut`).
+/// Equality and iteration are by retirement order, never by buffer layout.
+#[derive(Clone, Debug, Default)]
+pub struct RetiredRing {
+    buf: Vec<Retired>,
+    /// Buffer index of the oldest entry (0 when empty).
+    head: usize,
+}
+
+impl RetiredRing {
+    pub fn with_capacity(capacity: usize) -> RetiredRing {
+        RetiredRing { buf: Vec::with_capacity(capacity), head: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The entry `offset` places after the oldest.
+    #[inline]
+    pub fn get(&self, offset: usize) -> Option<&Retired> {
+        let at = self.head.checked_add(offset)?;
+        let at = if at >= self.buf.len() { at.checked_sub(self.buf.len())? } else { at };
+        if offset < self.buf.len() {
+            self.buf.get(at)
+        } else {
+            None
+        }
+    }
+
+    pub fn front(&self) -> Option<&Retired> {
+        self.get(0)
+    }
+
+    pub fn back(&self) -> Option<&Retired> {
+        self.get(self.buf.len().checked_sub(1)?)
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Retired> + '_ {
+        let (newer, older) = self.buf.split_at(self.head.min(self.buf.len()));
+        older.iter().chain(newer.iter())
+    }
+
+    /// The oldest entry, to be overwritten by the newest before `turn`.
+    #[inline]
+    pub(crate) fn oldest_mut(&mut self) -> Option<&mut Retired> {
+        self.buf.get_mut(self.head)
+    }
+
+    /// Makes the oldest entry the newest (after `oldest_mut` overwrote it).
+    #[inline]
+    pub(crate) fn turn(&mut self) {
+        self.head = self.head.saturating_add(1);
+        if self.head >= self.buf.len() {
+            self.head = 0;
+        }
+    }
+
+    /// The buffer in retirement order (head at 0), for the rare resizing
+    /// paths: pushing to a ring that is not full, evicting several.
+    pub(crate) fn ordered(&mut self) -> &mut Vec<Retired> {
+        if self.head != 0 {
+            let head = self.head.min(self.buf.len());
+            self.buf.rotate_left(head);
+            self.head = 0;
+        }
+        &mut self.buf
+    }
+
+    pub fn push_back(&mut self, entry: Retired) {
+        self.ordered().push(entry);
+    }
+
+    pub fn pop_front(&mut self) -> Option<Retired> {
+        let buf = self.ordered();
+        if buf.is_empty() {
+            None
+        } else {
+            Some(buf.remove(0))
+        }
+    }
+}
+
+impl PartialEq for RetiredRing {
+    fn eq(&self, other: &RetiredRing) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
 /// The client order id of order `number`: "<kernel_id>-<number>", as the
 /// kernel formats the ids it allocates.
 pub fn order_id_text(kernel_id: &str, number: u64) -> String {

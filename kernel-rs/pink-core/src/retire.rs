@@ -73,10 +73,10 @@ impl Kernel {
         let Kernel { orders, venue_ids, retired, retired_base, cfg, .. } = self;
         let memory = cfg.retired_order_memory as usize;
         // A full ring (the steady state): the oldest entry is forgotten and
-        // overwritten where it lies, then the ring turns by one, which is
-        // free when the ring fills its buffer. Same end state as pop + push.
+        // overwritten where it lies and the ring turns by one: the same end
+        // state as pop + push, without moving any entry.
         if retired.len() == memory {
-            if let Some(oldest) = retired.front_mut() {
+            if let Some(oldest) = retired.oldest_mut() {
                 orders.remove(&oldest.number);
                 if let Some(venue_id) = &oldest.venue_order_id {
                     venue_ids.remove(key(venue_id));
@@ -87,7 +87,7 @@ impl Kernel {
                     *loc = OrderLoc::Retired(number);
                 }
                 *oldest = entry;
-                retired.rotate_left(1);
+                retired.turn();
                 return;
             }
         }
@@ -126,7 +126,7 @@ impl Kernel {
                 }
             }
             // Dropped in place.
-            retired.drain(..excess);
+            retired.ordered().drain(..excess);
             *retired_base = retired_base.saturating_add(excess as u64);
         }
     }
@@ -183,7 +183,7 @@ mod tests {
                 let entry = live(&mut kernel, number);
                 kernel.retire_slow(entry);
             }
-            kernel.retired.reserve(spare);
+            kernel.retired.ordered().reserve(spare);
             let mut general = kernel.clone();
             for number in before + 1..=before + extra {
                 let entry = live(&mut kernel, number);
@@ -193,6 +193,14 @@ mod tests {
                 proptest::prop_assert_eq!(&kernel, &general);
                 proptest::prop_assert_eq!(kernel.retired_base, general.retired_base);
                 proptest::prop_assert!(kernel.check_invariants().is_ok());
+                // Offsets see the turned ring in retirement order.
+                let ring = &kernel.retired;
+                for (offset, entry) in ring.iter().enumerate() {
+                    proptest::prop_assert_eq!(ring.get(offset), Some(entry));
+                }
+                proptest::prop_assert_eq!(ring.get(ring.len()), None);
+                proptest::prop_assert_eq!(ring.back(), general.retired.iter().next_back());
+                proptest::prop_assert_eq!(ring.front(), general.retired.iter().next());
             }
         }
     }
