@@ -204,10 +204,15 @@ impl Slot {
 pub struct EventIds(SmallVec<[Id; 3]>);
 
 impl EventIds {
-    /// The empty list (an order before its ack) is answered inline.
+    /// The empty list (an order before its ack) and a single id (before its
+    /// fill) are answered inline, comparing length and last byte first.
     #[inline(always)]
     pub fn contains(&self, id: &str) -> bool {
-        !self.0.is_empty() && Self::holds(&self.0, id)
+        match self.0.as_slice() {
+            [] => false,
+            [only] => only.len() == id.len() && only.as_bytes().last() == id.as_bytes().last() && **only == *id,
+            ids => Self::holds(ids, id),
+        }
     }
 
     /// Short lists are scanned, comparing lengths and last bytes first
