@@ -2,21 +2,18 @@
 //! reject, leaving the state untouched), then commits; commit code cannot
 //! fail. Time comes only from inputs.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::input::{Input, Payload};
 use crate::model::{
-    is_free, is_waiting, key, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, Retired, Slot,
+    is_free, is_waiting, Account, Config, Control, Instrument, Nanos, OrderKind, OrderLoc, RetiredRing, Slot,
 };
 use crate::num;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Reject, Step, Transition};
-use crate::pb::{
-    AnomalyKind, DiagnosticCode, LedgerEntryKind, OrderPurpose, QueryReason, Side, SlotState, TransitionCause,
-};
+use crate::pb::{AnomalyKind, DiagnosticCode, LedgerEntryKind, QueryReason, Side, SlotState, TransitionCause};
 use crate::text::Id;
 
 /// Per-step context: the sequence being applied, the (monotonic) time and
@@ -117,7 +114,7 @@ pub struct Kernel {
     pub(crate) orders: FxHashMap<u64, OrderLoc>,
     /// Venue order id -> order number.
     pub(crate) venue_ids: FxHashMap<Id, u64>,
-    pub(crate) retired: VecDeque<Retired>,
+    pub(crate) retired: RetiredRing,
     /// Retirement number of `retired[0]`.
     pub(crate) retired_base: u64,
     pub(crate) last_sequence: u64,
@@ -152,7 +149,7 @@ impl Kernel {
             slots,
             orders: FxHashMap::default(),
             venue_ids: FxHashMap::default(),
-            retired: VecDeque::new(),
+            retired: RetiredRing::default(),
             retired_base: 0,
             last_sequence: 0,
             clock: None,
@@ -192,7 +189,7 @@ impl Kernel {
     pub fn marks(&self) -> &BTreeMap<Id, Decimal> {
         &self.marks
     }
-    pub fn retired(&self) -> &VecDeque<Retired> {
+    pub fn retired(&self) -> &RetiredRing {
         &self.retired
     }
 
@@ -367,49 +364,6 @@ impl Kernel {
         cx.out.touch(slot.id);
     }
 
-    /// Files a finished order in the retired ring, forgetting the oldest
-    /// retired orders beyond the ring's bound.
-    #[inline(always)]
-    fn retire(&mut self, entry: Retired) {
-        let Kernel { orders, venue_ids, retired, retired_base, cfg, .. } = self;
-        // Evict first when the new order itself stays (the same end state as
-        // evicting after the push): each old entry is popped and dropped
-        // without the drain machinery.
-        let memory = cfg.retired_order_memory as usize;
-        if memory > 0 {
-            while retired.len() >= memory {
-                let Some(old) = retired.pop_front() else { break };
-                orders.remove(&old.number);
-                if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(key(venue_id));
-                }
-                *retired_base = retired_base.saturating_add(1);
-            }
-        }
-        let number = retired_base.saturating_add(retired.len() as u64);
-        if let Some(loc) = orders.get_mut(&entry.number) {
-            *loc = OrderLoc::Retired(number);
-        }
-        retired.push_back(entry);
-        let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
-        if excess > 0 {
-            for old in retired.iter().take(excess) {
-                orders.remove(&old.number);
-                if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(key(venue_id));
-                }
-            }
-            // Dropped in place.
-            retired.drain(..excess);
-            *retired_base = retired_base.saturating_add(excess as u64);
-        }
-    }
-
-    pub(crate) fn retired_at(&self, number: u64) -> Option<&Retired> {
-        let offset = usize::try_from(number.checked_sub(self.retired_base)?).ok()?;
-        self.retired.get(offset)
-    }
-
     /// Fails (before anything is committed) if `orders` order ids and
     /// `trades` trade ids cannot be allocated.
     pub(crate) fn check_ids(&self, orders: u64, trades: u64) -> Step {
@@ -549,60 +503,6 @@ impl Kernel {
         slot.deadline_misses = 0;
         self.order_command(cx, index, None);
         self.transition(cx, index, to, cause, Some(cid));
-    }
-
-    /// The order is finished: retire it and settle the slot's state.
-    pub(crate) fn resolve_order(&mut self, cx: &mut Ctx<'_>, index: usize, cause: TransitionCause) {
-        let Some(slot) = self.slots.get_mut(index) else { return };
-        // Worked on in place and emptied field by field: taking the whole
-        // (large) order out costs two copies of it.
-        let Some(order) = slot.order.as_mut() else { return };
-        let cid = order.client_order_id.clone();
-        let number = order.number;
-        let to = match order.purpose {
-            OrderPurpose::Entry if slot.book.position.is_zero() => SlotState::Idle,
-            OrderPurpose::Exit if slot.book.position.is_zero() => SlotState::Closed,
-            _ => SlotState::PositionOpen,
-        };
-        if order.purpose == OrderPurpose::Exit
-            && order.exit_leg == slot.next_exit_leg
-            && num::cmp(order.fills.filled, order.quantity).is_ge()
-        {
-            slot.next_exit_leg = slot.next_exit_leg.saturating_add(1);
-            slot.book.leg_filled = Decimal::ZERO;
-        }
-        if to == SlotState::Closed {
-            slot.close_time = Some(cx.now);
-        }
-        let entry = Retired {
-            number,
-            venue_order_id: order.venue_order_id.take(),
-            slot: slot.id,
-            trade_id: slot.trade_id.clone(),
-            status: order.status,
-            seen_event_ids: std::mem::take(&mut order.seen_event_ids),
-            symbol: order.symbol.clone(),
-        };
-        slot.order = None;
-        self.retire(entry);
-        if to == SlotState::Closed {
-            self.account.trades_closed = self.account.trades_closed.saturating_add(1);
-            cx.out.account_changed = true;
-        }
-        let Kernel { slots, account, cfg, .. } = self;
-        let Some(slot) = slots.get_mut(index) else { return };
-        // Recorded before an IDLE reset, so the transition still names its trade.
-        shift(cx, cfg, account, slot, to, cause, Some(cid));
-        if to == SlotState::Idle {
-            // The entry ended with no fill: the trade never existed.
-            slot.trade_id = None;
-            slot.symbol = None;
-            slot.side = Side::Unspecified;
-            slot.book = crate::model::Book::default();
-            slot.exit_leg_ratios.clear();
-            slot.labels = Arc::new(BTreeMap::new());
-            slot.open_time = None;
-        }
     }
 
     /// Reject helper for handlers that find a venue event contradicting state.

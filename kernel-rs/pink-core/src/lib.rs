@@ -42,6 +42,7 @@ pub mod num;
 pub mod output;
 mod reconcile;
 mod replay;
+mod retire;
 pub mod snapshot;
 pub mod text;
 mod venue;

@@ -196,24 +196,60 @@ impl Slot {
 }
 
 /// A sorted set of venue event ids, inline for the usual handful (an order
-/// typically sees an ack and a fill or two) and growing without bound for
-/// orders that fill many times: ids are never evicted while remembered.
+/// typically sees an ack and a fill or two: three inline keep `Order` and
+/// `Retired` 16 bytes smaller than four, and both are copied) and growing
+/// without bound for orders that fill many times: ids are never evicted
+/// while remembered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EventIds(SmallVec<[Id; 4]>);
+pub struct EventIds(SmallVec<[Id; 3]>);
 
 impl EventIds {
+    /// The empty list (an order before its ack) and a single id (before its
+    /// fill) are answered inline, comparing length and last byte first.
+    #[inline(always)]
     pub fn contains(&self, id: &str) -> bool {
-        self.0.binary_search_by(|probe| (**probe).cmp(id)).is_ok()
+        match self.0.as_slice() {
+            [] => false,
+            [only] => only.len() == id.len() && only.as_bytes().last() == id.as_bytes().last() && **only == *id,
+            ids => Self::holds(ids, id),
+        }
+    }
+
+    /// Short lists are scanned, comparing lengths and last bytes first
+    /// (counters make ids differ at the end); long ones are searched.
+    #[inline(never)]
+    fn holds(ids: &[Id], id: &str) -> bool {
+        if ids.len() > 4 {
+            return Self::search(ids, id).is_ok();
+        }
+        let last = id.as_bytes().last();
+        ids.iter().any(|probe| probe.len() == id.len() && probe.as_bytes().last() == last && **probe == *id)
+    }
+
+    fn search(ids: &[Id], id: &str) -> Result<usize, usize> {
+        ids.binary_search_by(|probe| (**probe).cmp(id))
     }
 
     /// Adds `id`; false if it was already there.
+    #[inline(always)]
     pub fn insert(&mut self, id: Id) -> bool {
+        // Ids usually arrive in increasing order: one comparison, then a
+        // push that needs no room.
+        if self.0.len() < self.0.capacity() && self.0.last().is_none_or(|last| **last < *id) {
+            self.0.push(id);
+            return true;
+        }
+        self.insert_sorted(id)
+    }
+
+    #[inline(never)]
+    fn insert_sorted(&mut self, id: Id) -> bool {
         // Ids usually arrive in increasing order: one comparison, then a push.
         if self.0.last().is_none_or(|last| **last < *id) {
             self.0.push(id);
             return true;
         }
-        match self.0.binary_search_by(|probe| (**probe).cmp(&*id)) {
+        match Self::search(&self.0, &id) {
             Ok(_) => false,
             Err(at) => {
                 self.0.insert(at, id);
@@ -333,6 +369,101 @@ impl Retired {
     }
 }
 
+/// The retired orders, oldest first: a ring over a `Vec`, so that a full
+/// ring forgets its oldest entry by overwriting it in place (`oldest_mut`).
+/// Equality and iteration are by retirement order, never by buffer layout.
+#[derive(Clone, Debug, Default)]
+pub struct RetiredRing {
+    buf: Vec<Retired>,
+    /// Buffer index of the oldest entry (0 when empty).
+    head: usize,
+}
+
+impl RetiredRing {
+    pub fn with_capacity(capacity: usize) -> RetiredRing {
+        RetiredRing { buf: Vec::with_capacity(capacity), head: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The entry `offset` places after the oldest.
+    #[inline]
+    pub fn get(&self, offset: usize) -> Option<&Retired> {
+        let at = self.head.checked_add(offset)?;
+        let at = if at >= self.buf.len() { at.checked_sub(self.buf.len())? } else { at };
+        if offset < self.buf.len() {
+            self.buf.get(at)
+        } else {
+            None
+        }
+    }
+
+    pub fn front(&self) -> Option<&Retired> {
+        self.get(0)
+    }
+
+    pub fn back(&self) -> Option<&Retired> {
+        self.get(self.buf.len().checked_sub(1)?)
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Retired> + '_ {
+        let (newer, older) = self.buf.split_at(self.head.min(self.buf.len()));
+        older.iter().chain(newer.iter())
+    }
+
+    /// The oldest entry, to be overwritten by the newest before `turn`.
+    #[inline]
+    pub(crate) fn oldest_mut(&mut self) -> Option<&mut Retired> {
+        self.buf.get_mut(self.head)
+    }
+
+    /// Makes the oldest entry the newest (after `oldest_mut` overwrote it).
+    #[inline]
+    pub(crate) fn turn(&mut self) {
+        self.head = self.head.saturating_add(1);
+        if self.head >= self.buf.len() {
+            self.head = 0;
+        }
+    }
+
+    /// The buffer in retirement order (head at 0), for the rare resizing
+    /// paths: pushing to a ring that is not full, evicting several.
+    pub(crate) fn ordered(&mut self) -> &mut Vec<Retired> {
+        if self.head != 0 {
+            let head = self.head.min(self.buf.len());
+            self.buf.rotate_left(head);
+            self.head = 0;
+        }
+        &mut self.buf
+    }
+
+    pub fn push_back(&mut self, entry: Retired) {
+        self.ordered().push(entry);
+    }
+
+    pub fn pop_front(&mut self) -> Option<Retired> {
+        let buf = self.ordered();
+        if buf.is_empty() {
+            None
+        } else {
+            Some(buf.remove(0))
+        }
+    }
+}
+
+impl PartialEq for RetiredRing {
+    fn eq(&self, other: &RetiredRing) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
 /// The client order id of order `number`: "<kernel_id>-<number>", as the
 /// kernel formats the ids it allocates.
 pub fn order_id_text(kernel_id: &str, number: u64) -> String {
@@ -428,6 +559,26 @@ mod tests {
         assert_eq!(order_number("k", "k1-5"), None);
         assert_eq!(order_number("k1", "k-15"), None);
         assert_eq!(order_number("k1", "k1-5"), Some(5));
+    }
+
+    proptest::proptest! {
+        /// The inline short-list paths of `EventIds` agree with a sorted set.
+        #[test]
+        fn event_ids_behave_as_a_sorted_set(
+            ops in proptest::collection::vec(("[a-e]{0,3}", proptest::prelude::any::<bool>()), 0..24),
+        ) {
+            let mut ids = EventIds::default();
+            let mut model = BTreeSet::new();
+            for (text, insert) in ops {
+                proptest::prop_assert_eq!(ids.contains(&text), model.contains(&text));
+                if insert {
+                    // A fresh `Arc` each time: equality is by text, never by pointer.
+                    proptest::prop_assert_eq!(ids.insert(Id::from(text.as_str())), model.insert(text.clone()));
+                }
+                proptest::prop_assert!(ids.iter().map(|id| &**id).eq(model.iter().map(String::as_str)));
+                proptest::prop_assert_eq!(ids.len(), model.len());
+            }
+        }
     }
 
     proptest::proptest! {

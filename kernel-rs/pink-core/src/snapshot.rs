@@ -2,7 +2,7 @@
 //! Restore validates every field and every invariant and rebuilds the
 //! indexes, so a corrupt or hand-edited snapshot is refused, never adopted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prost::Message;
@@ -15,7 +15,8 @@ use crate::decode;
 use crate::encode::{self, dec, duration, time, time_opt};
 use crate::kernel::Kernel;
 use crate::model::{
-    order_id_text, order_number, Account, Book, Config, EventIds, Order, OrderFills, OrderKind, OrderLoc, Retired, Slot,
+    order_id_text, order_number, Account, Book, Config, EventIds, Order, OrderFills, OrderKind, OrderLoc, Retired,
+    RetiredRing, Slot,
 };
 use crate::output::Violation;
 use crate::pb::{self, OrderPurpose, OrderSide, OrderStatus, OrderType, Side, SlotState, TimeInForce};
@@ -130,7 +131,7 @@ impl Kernel {
             .enumerate()
             .filter_map(|(i, s)| restore_slot(&mut c, &format!("slots[{i}]"), s, i, &cfg.kernel_id))
             .collect();
-        let mut retired = VecDeque::with_capacity(m.retired_orders.len());
+        let mut retired = RetiredRing::with_capacity(m.retired_orders.len());
         if m.retired_orders.len() > cfg.retired_order_memory as usize {
             c.bad("retired_orders", "holds more orders than retired_order_memory");
         }
