@@ -65,10 +65,10 @@ impl Kernel {
                 Ok(Plan::Keep)
             }
             (Some(order), Some(open)) => {
-                if open.client_order_id.as_ref().is_some_and(|c| *c != order.client_order_id) {
+                if open.client_order_id.as_ref().is_some_and(|c| *c != order.client_order_id(&self.cfg.kernel_id)) {
                     violations.push(Violation::new(
                         format!("{path}.open_order.client_order_id"),
-                        format!("is not the slot's working order {}", order.client_order_id),
+                        format!("is not the slot's working order {}", order.client_order_id(&self.cfg.kernel_id)),
                     ));
                 }
                 if let (Some(theirs), Some(ours)) = (&open.venue_order_id, &order.venue_order_id) {
@@ -286,7 +286,7 @@ impl Kernel {
         let slot_id = slot.id;
         let trade_id = slot.trade_id.clone();
         let Some(order) = slot.order.as_mut() else { return };
-        let cid = order.client_order_id.clone();
+        let cid = order.client_order_id(&self.cfg.kernel_id).clone();
         if let Some(venue_id) = venue_order_id {
             order.venue_order_id = Some(venue_id.clone());
             self.venue_ids.insert(venue_id, order.number);

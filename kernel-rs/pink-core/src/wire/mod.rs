@@ -11,8 +11,8 @@ mod outcome;
 
 pub use input::input;
 pub(crate) use input::{input_known, Known};
-pub(crate) use outcome::outcome_at;
 pub use outcome::outcome_into;
+pub(crate) use outcome::{outcome_at, OrderIds};
 
 #[cfg(test)]
 mod tests;
