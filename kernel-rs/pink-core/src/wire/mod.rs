@@ -7,12 +7,14 @@
 //! against prost.
 
 mod input;
+mod order_ids;
 mod outcome;
 
 pub use input::input;
 pub(crate) use input::{input_known, Known};
+pub(crate) use order_ids::OrderIds;
+pub(crate) use outcome::outcome_at;
 pub use outcome::outcome_into;
-pub(crate) use outcome::{outcome_at, OrderIds};
 
 #[cfg(test)]
 mod tests;

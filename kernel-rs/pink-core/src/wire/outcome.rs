@@ -2,6 +2,7 @@
 
 use rust_decimal::Decimal;
 
+use super::order_ids::OrderIds;
 use crate::model::{Nanos, OrderKind};
 use crate::num::Text;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Place, Transition};
@@ -273,7 +274,7 @@ impl Writer<'_> {
 /// `to.copy_from_slice(from)` (equal lengths): up to 16 bytes as two
 /// overlapping words or bytes, cheaper than a call to `memcpy`.
 #[inline(always)]
-fn copy_short(to: &mut [u8], from: &[u8]) {
+pub(super) fn copy_short(to: &mut [u8], from: &[u8]) {
     match from.len() {
         0 => {}
         1..=3 => {
@@ -310,104 +311,10 @@ fn copy_short(to: &mut [u8], from: &[u8]) {
 
 const EIGHT_DIGITS: u64 = 100_000_000;
 
-/// Client order ids, "<kernel_id>-<n>", as the outcomes name them: the text
-/// of the last number is kept (an outcome names its order several times,
-/// the next outcomes usually the same one, and a new order's number is
-/// usually the last one plus one: only its last digit changes). Reused
-/// across outcomes; not state.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct OrderIds {
-    /// The kernel id of `text` (`None`: nothing kept).
-    kernel_id: Option<Id>,
-    number: u64,
-    /// The text of `number`; `len` 0: none yet.
-    len: usize,
-    text: Text64,
-    /// The text when the kernel id is too long for `text` (a validated
-    /// config's id never is).
-    spill: String,
-}
-
-/// A 64-byte buffer (arrays this long have no `Default`).
-#[derive(Clone, Debug)]
-struct Text64([u8; 64]);
-
-impl Default for Text64 {
-    fn default() -> Text64 {
-        Text64([0; 64])
-    }
-}
-
-/// Longest kernel id whose order ids fit `OrderIds::text` (with '-' and 20 digits).
-const SHORT_KERNEL_ID: usize = 43;
-
-impl OrderIds {
-    /// Keeps the text only if it is of `kernel_id`'s orders (the same `Arc`:
-    /// one pointer compare per outcome).
-    #[inline(always)]
-    fn kernel(&mut self, kernel_id: Option<&Id>) {
-        let same = match (&self.kernel_id, kernel_id) {
-            (Some(kept), Some(id)) => std::sync::Arc::ptr_eq(kept, id),
-            _ => false,
-        };
-        if !same {
-            self.kernel_id = kernel_id.cloned();
-            self.len = 0;
-        }
-    }
-
-    /// The client order id of order `number`.
-    #[inline(always)]
-    fn text(&mut self, number: u64) -> &[u8] {
-        if self.len == 0 || number != self.number {
-            self.format(number);
-        }
-        match self.text.0.get(..self.len) {
-            Some(text) if self.spill.is_empty() => text,
-            _ => self.spill.as_bytes(),
-        }
-    }
-
-    #[inline(never)]
-    fn format(&mut self, number: u64) {
-        let kernel_id = self.kernel_id.as_deref().unwrap_or("");
-        let prefix = kernel_id.len();
-        if prefix > SHORT_KERNEL_ID {
-            self.spill = crate::model::order_id_text(kernel_id, number);
-            (self.number, self.len) = (number, self.spill.len());
-            return;
-        }
-        let text = &mut self.text.0;
-        let end = self.len;
-        // The next number: only the last digit changes unless it is a 9.
-        if end > prefix.wrapping_add(1) && self.number.checked_add(1) == Some(number) {
-            if let Some(last @ b'0'..=b'8') = text.get_mut(end.wrapping_sub(1)) {
-                *last = last.wrapping_add(1);
-                self.number = number;
-                return;
-            }
-        }
-        if let Some(to) = text.get_mut(..prefix) {
-            copy_short(to, kernel_id.as_bytes());
-        }
-        if let Some(dash) = text.get_mut(prefix) {
-            *dash = b'-';
-        }
-        let mut digits = [b'0'; 64];
-        let digits = decimal(&mut digits, number);
-        let start = prefix.wrapping_add(1);
-        let end = start.wrapping_add(digits.len());
-        if let Some(to) = text.get_mut(start..end) {
-            copy_short(to, digits);
-        }
-        (self.number, self.len) = (number, end);
-    }
-}
-
 /// The decimal text of `n` ("0" for 0), written into `digits` (which
 /// holds b'0's) ending at 32: one eight-digit group for most numbers.
 #[inline(always)]
-fn decimal(digits: &mut [u8; 64], n: u64) -> &[u8] {
+pub(super) fn decimal(digits: &mut [u8; 64], n: u64) -> &[u8] {
     let count = if n < EIGHT_DIGITS {
         put_digits(digits, 24, n).count.max(1)
     } else {

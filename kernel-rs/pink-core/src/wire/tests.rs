@@ -99,6 +99,31 @@ fn every_field_encodes_like_prost() {
     }
 }
 
+/// `step_encoded` (its writer keeps the last order id's text from one
+/// outcome to the next) writes what prost writes, step after step.
+#[test]
+fn encoded_steps_write_what_prost_writes() {
+    let mut explorer = Explorer::new(3);
+    explorer.drv.recording = true;
+    let mut kernel = explorer.kernel().clone();
+    let mut next = 0_usize;
+    for _ in 0..400 {
+        next = next.wrapping_mul(31).wrapping_add(17);
+        let symbol = ALPHABET.get(next % ALPHABET.len()).copied().unwrap_or(ALPHABET[0]);
+        assert!(explorer.apply((next / 7 % 3) as u32, symbol).is_ok());
+    }
+    let asset = kernel.config().settlement_asset.clone();
+    let mut named = 0;
+    for (input, _) in &explorer.drv.history {
+        let bytes = crate::encode::input(input, &asset).encode_to_vec();
+        let written = kernel.step_encoded(&bytes).map(<[u8]>::to_vec);
+        let expected = crate::encode::outcome(kernel.output()).encode_to_vec();
+        assert_eq!(written, Ok(expected), "{input:?}");
+        named += kernel.output().transitions.iter().filter(|t| t.order_number.is_some()).count();
+    }
+    assert!(named > 20, "{named} transitions named an order");
+}
+
 /// Whatever the wire decoder accepts, prost plus `decode::input` decode
 /// to the same input: over model-check inputs, with traces, and with
 /// every byte of them flipped in turn.
