@@ -286,13 +286,14 @@ impl Kernel {
         let slot_id = slot.id;
         let trade_id = slot.trade_id.clone();
         let Some(order) = slot.order.as_mut() else { return };
-        let cid = order.client_order_id(&self.cfg.kernel_id).clone();
+        let number = order.number;
         if let Some(venue_id) = venue_order_id {
             order.venue_order_id = Some(venue_id.clone());
             self.venue_ids.insert(venue_id, order.number);
             self.touch_slot(cx, index);
         }
         if let Some(cumulative) = cumulative {
+            let cid = Id::from(crate::model::order_id_text(&self.cfg.kernel_id, number));
             if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
                 order.fills.venue_cumulative = cumulative;
             }

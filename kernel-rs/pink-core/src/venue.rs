@@ -475,7 +475,6 @@ impl Kernel {
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let slot_id = slot.id;
         let trade_id = slot.trade_id.clone();
-        let cid = order.client_order_id(&self.cfg.kernel_id).clone();
         let number = order.number;
         let behind = cumulative < order.fills.filled;
         self.note_event(index, event);
@@ -489,7 +488,10 @@ impl Kernel {
                 if event.kind == VenueEventKind::Expired { OrderStatus::Expired } else { OrderStatus::Cancelled };
             order.is_complete()
         };
+        // The id text only for the anomalies (an order keeps its number).
+        let cid = |kernel: &Kernel| Id::from(order_id_text(&kernel.cfg.kernel_id, number));
         if behind {
+            let cid = cid(self);
             cx.out.anomalies.push(
                 Anomaly::new(
                     AnomalyKind::StateConflict,
@@ -510,6 +512,7 @@ impl Kernel {
             self.resolve_order(cx, index, cause);
             return Ok(());
         }
+        let cid = cid(self);
         cx.out.anomalies.push(
             Anomaly::new(
                 AnomalyKind::FillGap,
@@ -595,9 +598,6 @@ impl Kernel {
 
     /// Used by tests and the model checker: the order id of a slot, if any.
     pub fn active_order_id(&self, slot: u32) -> Option<Id> {
-        self.slots
-            .get(slot as usize)
-            .and_then(|s| s.order.as_ref())
-            .map(|o| o.client_order_id(&self.cfg.kernel_id).clone())
+        self.slots.get(slot as usize).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id(&self.cfg.kernel_id))
     }
 }
