@@ -51,11 +51,11 @@ fn kind_fields(kind: &OrderKind) -> (i32, Option<pb::Decimal>, i32) {
     }
 }
 
-pub fn order(order: &Order) -> pb::Order {
+pub fn order(order: &Order, kernel_id: &str) -> pb::Order {
     let (order_type, limit_price, time_in_force) = kind_fields(&order.kind);
     let seen: Vec<String> = order.seen_event_ids.iter().map(|id| id.to_string()).collect();
     pb::Order {
-        client_order_id: order.client_order_id.to_string(),
+        client_order_id: crate::model::order_id_text(kernel_id, order.number),
         venue_order_id: text(&order.venue_order_id),
         purpose: order.purpose as i32,
         symbol: order.symbol.to_string(),
@@ -84,7 +84,8 @@ pub fn order(order: &Order) -> pb::Order {
     }
 }
 
-pub fn slot(slot: &Slot, mark: Option<Decimal>, unrealized: Option<Decimal>) -> pb::Slot {
+/// A slot; `kernel_id` formats its order's client order id.
+pub fn slot(slot: &Slot, kernel_id: &str, mark: Option<Decimal>, unrealized: Option<Decimal>) -> pb::Slot {
     let book = &slot.book;
     let net = num::sub(book.realized_pnl, book.fees);
     pb::Slot {
@@ -111,7 +112,7 @@ pub fn slot(slot: &Slot, mark: Option<Decimal>, unrealized: Option<Decimal>) -> 
         net_pnl: dec_opt(net),
         unrealized_pnl: dec_opt(unrealized),
         mark_price: dec_opt(mark),
-        active_order: slot.order.as_ref().map(order),
+        active_order: slot.order.as_ref().map(|o| order(o, kernel_id)),
         deadline: time_opt(slot.deadline),
         deadline_misses: slot.deadline_misses,
         entry_intent_id: text(&slot.entry_intent_id),
@@ -155,7 +156,12 @@ pub fn control(control: &Control) -> pb::ControlState {
     }
 }
 
-fn transition(t: &Transition) -> pb::Transition {
+/// The client order id of an output's order number ("" for none).
+fn order_text(kernel_id: &str, number: Option<u64>) -> String {
+    number.map(|n| crate::model::order_id_text(kernel_id, n)).unwrap_or_default()
+}
+
+fn transition(kernel_id: &str, t: &Transition) -> pb::Transition {
     pb::Transition {
         slot_id: t.slot,
         trade_id: text(&t.trade_id),
@@ -163,17 +169,17 @@ fn transition(t: &Transition) -> pb::Transition {
         to_state: t.to as i32,
         cause: t.cause as i32,
         input_sequence: t.sequence,
-        client_order_id: text(&t.client_order_id),
+        client_order_id: order_text(kernel_id, t.order_number),
         slot_version: t.slot_version,
     }
 }
 
-fn command(c: &Command) -> pb::Command {
+fn command(kernel_id: &str, c: &Command) -> pb::Command {
     let body = match &c.body {
         CommandBody::Place(p) => {
             let (order_type, limit_price, time_in_force) = kind_fields(&p.kind);
             pb::command::Command::PlaceOrder(pb::PlaceOrder {
-                client_order_id: p.client_order_id.to_string(),
+                client_order_id: order_text(kernel_id, Some(p.order_number)),
                 symbol: p.symbol.to_string(),
                 side: p.side as i32,
                 order_type,
@@ -187,26 +193,26 @@ fn command(c: &Command) -> pb::Command {
             })
         }
         CommandBody::Cancel(r) => pb::command::Command::CancelOrder(pb::CancelOrder {
-            client_order_id: r.client_order_id.to_string(),
+            client_order_id: order_text(kernel_id, Some(r.order_number)),
             venue_order_id: text(&r.venue_order_id),
             symbol: r.symbol.to_string(),
         }),
         CommandBody::Query(r, reason) => pb::command::Command::QueryOrder(pb::QueryOrder {
-            client_order_id: r.client_order_id.to_string(),
+            client_order_id: order_text(kernel_id, Some(r.order_number)),
             venue_order_id: text(&r.venue_order_id),
             symbol: r.symbol.to_string(),
             reason: *reason as i32,
         }),
     };
     pb::Command {
-        idempotency_key: c.idempotency_key(),
+        idempotency_key: c.idempotency_key(kernel_id),
         slot_id: c.slot,
         trade_id: text(&c.trade_id),
         command: Some(body),
     }
 }
 
-fn ledger(e: &LedgerEntry) -> pb::LedgerEntry {
+fn ledger(kernel_id: &str, e: &LedgerEntry) -> pb::LedgerEntry {
     pb::LedgerEntry {
         ledger_sequence: e.ledger_sequence,
         kind: e.kind as i32,
@@ -217,7 +223,7 @@ fn ledger(e: &LedgerEntry) -> pb::LedgerEntry {
         time: Some(time(e.time)),
         slot_id: e.slot,
         trade_id: text(&e.trade_id),
-        client_order_id: text(&e.client_order_id),
+        client_order_id: order_text(kernel_id, e.order_number),
         venue_event_id: text(&e.venue_event_id),
         symbol: text(&e.symbol),
     }
@@ -237,7 +243,7 @@ fn anomaly(a: &Anomaly) -> pb::Anomaly {
 
 /// A slot of `kernel` with its derived valuation.
 pub fn kernel_slot(kernel: &Kernel, s: &Slot) -> pb::Slot {
-    slot(s, kernel.slot_mark(s), kernel.slot_unrealized(s))
+    slot(s, &kernel.config().kernel_id, kernel.slot_mark(s), kernel.slot_unrealized(s))
 }
 
 /// The account of `kernel` with its derived valuation.
@@ -247,6 +253,7 @@ pub fn kernel_account(kernel: &Kernel) -> pb::Account {
 
 /// The `pink.v1.Outcome` of an output.
 pub fn outcome(out: &Output) -> pb::Outcome {
+    let kernel_id = out.kernel_id.as_deref().unwrap_or("");
     pb::Outcome {
         sequence: out.sequence,
         accepted: out.accepted(),
@@ -257,9 +264,9 @@ pub fn outcome(out: &Output) -> pb::Outcome {
             .iter()
             .map(|v| pb::FieldViolation { field: v.field.clone(), description: v.description.clone() })
             .collect(),
-        transitions: out.transitions.iter().map(transition).collect(),
-        commands: out.commands.iter().map(command).collect(),
-        ledger_entries: out.ledger.iter().map(ledger).collect(),
+        transitions: out.transitions.iter().map(|t| transition(kernel_id, t)).collect(),
+        commands: out.commands.iter().map(|c| command(kernel_id, c)).collect(),
+        ledger_entries: out.ledger.iter().map(|e| ledger(kernel_id, e)).collect(),
         anomalies: out.anomalies.iter().map(anomaly).collect(),
         changed_slots: out.changed_slots.clone(),
         account_changed: out.account_changed,

@@ -1,14 +1,14 @@
-//! Order and trade id text: "<kernel_id>-<n>" and "<kernel_id>-t<n>".
+//! Trade id text, "<kernel_id>-t<n>" (order ids are numbers inside the
+//! kernel, formatted where they leave it).
 
 use std::sync::Arc;
 
 use crate::text::Id;
 
-/// Text of the last allocated order and trade id: each keeps its
-/// "<kernel_id>-" / "<kernel_id>-t" prefix, so a new id only appends digits.
+/// Text of the last allocated trade id: it keeps its "<kernel_id>-t"
+/// prefix, so a new id only appends digits.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdText {
-    pub(crate) order: NumberedText,
     pub(crate) trade: NumberedText,
 }
 

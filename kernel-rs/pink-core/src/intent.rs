@@ -181,7 +181,7 @@ impl Kernel {
         // Decided: commit.
         let trade_id = self.new_trade_id();
         let place = Place {
-            client_order_id: self.new_order_id(),
+            order_number: self.new_order_number(),
             symbol: enter.symbol.clone(),
             side: if enter.side == Side::Short { OrderSide::Sell } else { OrderSide::Buy },
             kind: enter.kind,
@@ -290,7 +290,7 @@ impl Kernel {
         let (quantity, leg) = self.exit_quantity(index, residual)?;
         self.check_ids(1, 0)?;
         let place = Place {
-            client_order_id: self.new_order_id(),
+            order_number: self.new_order_number(),
             symbol,
             side: if side == Side::Short { OrderSide::Buy } else { OrderSide::Sell },
             kind,
@@ -317,19 +317,16 @@ impl Kernel {
         exit_leg: u32,
         cause: TransitionCause,
     ) {
-        let client_order_id = place.client_order_id.clone();
         let (to, purpose) = match place.purpose {
             OrderPurpose::Exit => (SlotState::ExitPending, OrderPurpose::Exit),
             _ => (SlotState::EntryPending, OrderPurpose::Entry),
         };
-        // `new_order_id` allocated the order's number last (checked, so not saturated).
-        let number = self.next_order.saturating_sub(1);
+        let number = place.order_number;
         let Kernel { slots, orders, account, cfg, .. } = self;
         let Some(slot) = slots.get_mut(index) else { return };
         // Written straight into the slot: no stack copy of the large Order.
         slot.order = Some(Order {
             number,
-            client_order_id: client_order_id.clone(),
             venue_order_id: None,
             purpose,
             symbol: place.symbol.clone(),
@@ -354,7 +351,7 @@ impl Kernel {
         orders.insert(number, OrderLoc::Live(slot_id));
         cx.out.commands.push(Command { number: 0, slot: slot_id, trade_id, body: CommandBody::Place(place) });
         // The slot in hand: no second lookup.
-        shift(cx, cfg, account, slot, to, cause, Some(client_order_id));
+        shift(cx, cfg, account, slot, to, cause, Some(number));
     }
 
     fn cancel(&mut self, cx: &mut Ctx<'_>, index: usize, purpose: Option<OrderPurpose>) -> Step {
@@ -381,7 +378,7 @@ impl Kernel {
         if order.cancel_requested {
             return Err(Reject::new(
                 DiagnosticCode::CancelAlreadyPending,
-                format!("a cancel of {} is already pending", order.client_order_id),
+                format!("a cancel of {} is already pending", order.client_order_id(&self.cfg.kernel_id)),
             ));
         }
         self.request_cancel(cx, index, TransitionCause::CancelIntent);

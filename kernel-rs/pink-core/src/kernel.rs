@@ -3,6 +3,7 @@
 //! fail. Time comes only from inputs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -37,7 +38,7 @@ pub(crate) struct Change {
 pub(crate) struct Origin {
     pub slot: Option<u32>,
     pub trade_id: Option<Id>,
-    pub client_order_id: Option<Id>,
+    pub order_number: Option<u64>,
     pub venue_event_id: Option<Id>,
     pub symbol: Option<Id>,
 }
@@ -62,7 +63,7 @@ pub(crate) fn push_ledger(
         time: cx.now,
         slot: origin.slot,
         trade_id: origin.trade_id,
-        client_order_id: origin.client_order_id,
+        order_number: origin.order_number,
         venue_event_id: origin.venue_event_id,
         symbol: origin.symbol,
     });
@@ -74,7 +75,12 @@ pub(crate) fn push_ledger(
 /// back as one pointer (moving an `Output` is ~200 bytes plus an empty one
 /// built and dropped); it is `None` only while a step holds it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Scratch(pub(crate) Option<Box<Output>>, pub(crate) Vec<u8>, pub(crate) crate::ids::IdText);
+pub(crate) struct Scratch(
+    pub(crate) Option<Box<Output>>,
+    pub(crate) Vec<u8>,
+    pub(crate) crate::ids::IdText,
+    pub(crate) crate::wire::OrderIds,
+);
 
 /// What `Kernel::output` shows before the first step: `Output::default()`.
 static NO_OUTPUT: Output = Output::with_code(0, DiagnosticCode::Unspecified);
@@ -244,6 +250,10 @@ impl Kernel {
             _ => input.time,
         };
         out.reset(next);
+        // Outputs name orders by number; the encoders format them with this id.
+        if !out.kernel_id.as_ref().is_some_and(|id| Arc::ptr_eq(id, &self.cfg.kernel_id)) {
+            out.kernel_id = Some(self.cfg.kernel_id.clone());
+        }
         let mut cx = Ctx { seq: next, now, out };
         let result = match input.payload {
             Payload::Intent(intent) => self.on_intent(&mut cx, intent),
@@ -296,11 +306,11 @@ impl Kernel {
         index: usize,
         to: SlotState,
         cause: TransitionCause,
-        client_order_id: Option<Id>,
+        order_number: Option<u64>,
     ) {
         let Kernel { slots, account, cfg, .. } = self;
         let Some(slot) = slots.get_mut(index) else { return };
-        shift(cx, cfg, account, slot, to, cause, client_order_id);
+        shift(cx, cfg, account, slot, to, cause, order_number);
     }
 
     /// A change of a slot that is not a state transition (a fill, a learned
@@ -334,7 +344,7 @@ impl Kernel {
         let origin = Origin {
             slot,
             trade_id,
-            client_order_id: None,
+            order_number: None,
             venue_event_id: venue_event_id.cloned(),
             symbol: symbol.cloned(),
         };
@@ -346,7 +356,7 @@ impl Kernel {
         let Some(slot) = self.slots.get_mut(index) else { return };
         let Some(order) = slot.order.as_mut() else { return };
         let reference = OrderRef {
-            client_order_id: order.client_order_id.clone(),
+            order_number: order.number,
             venue_order_id: order.venue_order_id.clone(),
             symbol: order.symbol.clone(),
         };
@@ -375,11 +385,12 @@ impl Kernel {
         }
     }
 
-    /// Allocates a client order id, "<kernel_id>-<n>"; call `check_ids` first.
-    pub(crate) fn new_order_id(&mut self) -> Id {
+    /// Allocates an order number (its client order id is "<kernel_id>-<n>",
+    /// formatted where it leaves the kernel); call `check_ids` first.
+    pub(crate) fn new_order_number(&mut self) -> u64 {
         let number = self.next_order;
         self.next_order = number.saturating_add(1);
-        crate::ids::numbered_id(&mut self.scratch.2.order, &self.cfg.kernel_id, "-", number)
+        number
     }
 
     /// Allocates a trade id, "<kernel_id>-t<n>"; call `check_ids` first.
@@ -477,7 +488,7 @@ impl Kernel {
             )
             .slot(slot.id, slot.trade_id.as_ref());
             let anomaly = match slot.order.as_ref() {
-                Some(order) => anomaly.order(&order.client_order_id),
+                Some(order) => anomaly.order(&order.client_order_id(&self.cfg.kernel_id)),
                 None => anomaly,
             };
             cx.out.anomalies.push(anomaly);
@@ -499,10 +510,10 @@ impl Kernel {
         };
         let Some(order) = slot.order.as_mut() else { return };
         order.cancel_requested = true;
-        let cid = order.client_order_id.clone();
+        let number = order.number;
         slot.deadline_misses = 0;
         self.order_command(cx, index, None);
-        self.transition(cx, index, to, cause, Some(cid));
+        self.transition(cx, index, to, cause, Some(number));
     }
 
     /// Reject helper for handlers that find a venue event contradicting state.
@@ -522,7 +533,7 @@ pub(crate) fn shift(
     slot: &mut Slot,
     to: SlotState,
     cause: TransitionCause,
-    client_order_id: Option<Id>,
+    order_number: Option<u64>,
 ) {
     let from = slot.state;
     slot.state = to;
@@ -537,7 +548,7 @@ pub(crate) fn shift(
         to,
         cause,
         sequence: cx.seq,
-        client_order_id,
+        order_number,
         slot_version: slot.version,
     });
     match (is_free(from), is_free(to)) {

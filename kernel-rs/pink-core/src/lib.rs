@@ -57,15 +57,9 @@ use std::borrow::Cow;
 
 use output::Reject;
 
-/// Decoded ids that name an order, a venue order or an instrument the kernel
-/// holds share its id.
+/// Decoded ids that name a venue order or an instrument the kernel holds
+/// share its id (orders keep only their numbers).
 impl wire::Known for Kernel {
-    fn order_id(&self, cid: &str) -> Option<text::Id> {
-        // A live order's id; a retired order keeps only its number.
-        let number = model::order_number(&self.cfg.kernel_id, cid)?;
-        let Some(model::OrderLoc::Live(slot)) = self.orders.get(&number) else { return None };
-        self.slots.get(*slot as usize)?.order.as_ref().map(|order| order.client_order_id.clone())
-    }
     fn venue_order(&self, vid: &str) -> Option<(text::Id, u64)> {
         self.venue_ids.get_key_value(vid).map(|(vid, number)| (vid.clone(), *number))
     }
@@ -118,7 +112,7 @@ impl Kernel {
             }
         };
         // Written over the last outcome: the buffer is not cleared or zeroed again.
-        let end = wire::outcome_at(&out, &mut self.scratch.1, 0);
+        let end = wire::outcome_at(&out, &mut self.scratch.1, &mut self.scratch.3, 0);
         self.scratch.put_output(out);
         Ok(self.scratch.1.get(..end).unwrap_or_default())
     }
@@ -253,8 +247,8 @@ impl Kernel {
         let (true, Some(input)) = (record.sequence == expected, input) else { return Ok(None) };
         let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
-        self.scratch.1.clear();
-        wire::outcome_into(&out, &mut self.scratch.1);
+        let end = wire::outcome_at(&out, &mut self.scratch.1, &mut self.scratch.3, 0);
+        self.scratch.1.truncate(end);
         self.scratch.put_output(out);
         if record.outcome == Some(self.scratch.1.as_slice()) {
             return Ok(Some(record.position));

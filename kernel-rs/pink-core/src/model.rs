@@ -98,9 +98,9 @@ pub struct OrderFills {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
-    /// The number in `client_order_id` ("<kernel_id>-<number>"): the order's key.
+    /// The order's number, its key: its client order id is
+    /// "<kernel_id>-<number>" (formatted where it leaves the kernel).
     pub number: u64,
-    pub client_order_id: Id,
     pub venue_order_id: Option<Id>,
     pub purpose: OrderPurpose,
     pub symbol: Id,
@@ -124,6 +124,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// The client order id ("<kernel_id>-<number>").
+    pub fn client_order_id(&self, kernel_id: &str) -> Id {
+        Id::from(order_id_text(kernel_id, self.number))
+    }
+
     /// Finished: the venue gave a final status and every fill it reported has
     /// been applied, or the whole quantity is filled.
     pub fn is_complete(&self) -> bool {

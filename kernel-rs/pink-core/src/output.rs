@@ -26,6 +26,9 @@ pub struct Output {
     pub revalued_symbol: Option<Id>,
     pub account_changed: bool,
     pub control_changed: bool,
+    /// The kernel id that formats this output's order numbers as client
+    /// order ids ("<kernel_id>-<n>") when it is encoded; set by the kernel.
+    pub kernel_id: Option<Id>,
 }
 
 impl Output {
@@ -48,6 +51,7 @@ impl Output {
             revalued_symbol: None,
             account_changed: false,
             control_changed: false,
+            kernel_id: None,
         }
     }
 
@@ -94,6 +98,11 @@ impl Output {
         }
         self.changed_slots.push(slot);
     }
+
+    /// The client order id of order `number` of this output's kernel.
+    pub fn order_id(&self, number: u64) -> String {
+        crate::model::order_id_text(self.kernel_id.as_deref().unwrap_or(""), number)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,7 +125,8 @@ pub struct Transition {
     pub to: SlotState,
     pub cause: TransitionCause,
     pub sequence: u64,
-    pub client_order_id: Option<Id>,
+    /// The order's number (its client order id is "<kernel_id>-<n>").
+    pub order_number: Option<u64>,
     pub slot_version: u64,
 }
 
@@ -133,11 +143,12 @@ pub struct Command {
 impl Command {
     /// Stable dispatch key: the client order id for a placement,
     /// "<cid>:cancel:<n>" and "<cid>:query:<n>" for the others.
-    pub fn idempotency_key(&self) -> String {
+    pub fn idempotency_key(&self, kernel_id: &str) -> String {
+        let cid = |number| crate::model::order_id_text(kernel_id, number);
         match &self.body {
-            CommandBody::Place(place) => place.client_order_id.to_string(),
-            CommandBody::Cancel(order) => format!("{}:cancel:{}", order.client_order_id, self.number),
-            CommandBody::Query(order, _) => format!("{}:query:{}", order.client_order_id, self.number),
+            CommandBody::Place(place) => cid(place.order_number),
+            CommandBody::Cancel(order) => format!("{}:cancel:{}", cid(order.order_number), self.number),
+            CommandBody::Query(order, _) => format!("{}:query:{}", cid(order.order_number), self.number),
         }
     }
 }
@@ -151,7 +162,8 @@ pub enum CommandBody {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Place {
-    pub client_order_id: Id,
+    /// The order's number (its client order id is "<kernel_id>-<n>").
+    pub order_number: u64,
     pub symbol: Id,
     pub side: OrderSide,
     pub kind: OrderKind,
@@ -164,7 +176,8 @@ pub struct Place {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrderRef {
-    pub client_order_id: Id,
+    /// The order's number (its client order id is "<kernel_id>-<n>").
+    pub order_number: u64,
     pub venue_order_id: Option<Id>,
     pub symbol: Id,
 }
@@ -180,7 +193,8 @@ pub struct LedgerEntry {
     pub time: Nanos,
     pub slot: Option<u32>,
     pub trade_id: Option<Id>,
-    pub client_order_id: Option<Id>,
+    /// The order's number (its client order id is "<kernel_id>-<n>").
+    pub order_number: Option<u64>,
     pub venue_event_id: Option<Id>,
     pub symbol: Option<Id>,
 }

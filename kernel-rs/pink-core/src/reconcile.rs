@@ -65,10 +65,10 @@ impl Kernel {
                 Ok(Plan::Keep)
             }
             (Some(order), Some(open)) => {
-                if open.client_order_id.as_ref().is_some_and(|c| *c != order.client_order_id) {
+                if open.client_order_id.as_ref().is_some_and(|c| *c != order.client_order_id(&self.cfg.kernel_id)) {
                     violations.push(Violation::new(
                         format!("{path}.open_order.client_order_id"),
-                        format!("is not the slot's working order {}", order.client_order_id),
+                        format!("is not the slot's working order {}", order.client_order_id(&self.cfg.kernel_id)),
                     ));
                 }
                 if let (Some(theirs), Some(ours)) = (&open.venue_order_id, &order.venue_order_id) {
@@ -286,13 +286,14 @@ impl Kernel {
         let slot_id = slot.id;
         let trade_id = slot.trade_id.clone();
         let Some(order) = slot.order.as_mut() else { return };
-        let cid = order.client_order_id.clone();
+        let number = order.number;
         if let Some(venue_id) = venue_order_id {
             order.venue_order_id = Some(venue_id.clone());
             self.venue_ids.insert(venue_id, order.number);
             self.touch_slot(cx, index);
         }
         if let Some(cumulative) = cumulative {
+            let cid = Id::from(crate::model::order_id_text(&self.cfg.kernel_id, number));
             if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
                 order.fills.venue_cumulative = cumulative;
             }

@@ -18,7 +18,6 @@ impl Kernel {
         // Worked on in place and emptied field by field: taking the whole
         // (large) order out costs two copies of it.
         let Some(order) = slot.order.as_mut() else { return };
-        let cid = order.client_order_id.clone();
         let number = order.number;
         let to = match order.purpose {
             OrderPurpose::Entry if slot.book.position.is_zero() => SlotState::Idle,
@@ -53,7 +52,7 @@ impl Kernel {
         let Kernel { slots, account, cfg, .. } = self;
         let Some(slot) = slots.get_mut(index) else { return };
         // Recorded before an IDLE reset, so the transition still names its trade.
-        shift(cx, cfg, account, slot, to, cause, Some(cid));
+        shift(cx, cfg, account, slot, to, cause, Some(number));
         if to == SlotState::Idle {
             // The entry ended with no fill: the trade never existed.
             slot.trade_id = None;

@@ -225,7 +225,10 @@ impl Kernel {
         for slot in &self.slots {
             if let Some(order) = &slot.order {
                 if orders.insert(order.number, OrderLoc::Live(slot.id)).is_some() {
-                    return Err(format!("client order id {} appears twice", order.client_order_id));
+                    return Err(format!(
+                        "client order id {} appears twice",
+                        order.client_order_id(&self.cfg.kernel_id)
+                    ));
                 }
                 if let Some(v) = &order.venue_order_id {
                     if venue_ids.insert(v.clone(), order.number).is_some() {
@@ -325,9 +328,10 @@ fn restore_order(c: &mut Checker, path: &str, m: &pb::Order, kernel_id: &str) ->
     }
     let create_time = c.time(&format!("{path}.create_time"), &m.create_time);
     let last_exchange_time = c.time_opt(&format!("{path}.last_exchange_time"), &m.last_exchange_time)?;
+    // Validated as an id too (its text is not kept: the number is).
+    cid?;
     Some(Order {
         number: number?,
-        client_order_id: cid?,
         venue_order_id: vid,
         purpose: purpose?,
         symbol: symbol?,

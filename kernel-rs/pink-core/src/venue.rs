@@ -97,7 +97,11 @@ impl Kernel {
                 return Err(Kernel::conflict(
                     AnomalyKind::OrderMismatch,
                     DiagnosticCode::OrderMismatch,
-                    format!("event symbol {symbol} does not match order {} ({})", order.client_order_id, order.symbol),
+                    format!(
+                        "event symbol {symbol} does not match order {} ({})",
+                        order.client_order_id(&self.cfg.kernel_id),
+                        order.symbol
+                    ),
                     true,
                 ));
             }
@@ -107,16 +111,23 @@ impl Kernel {
                 return Err(Kernel::conflict(
                     AnomalyKind::OrderMismatch,
                     DiagnosticCode::OrderMismatch,
-                    format!("event venue order id {theirs} does not match order {} ({ours})", order.client_order_id),
+                    format!(
+                        "event venue order id {theirs} does not match order {} ({ours})",
+                        order.client_order_id(&self.cfg.kernel_id)
+                    ),
                     true,
                 ));
             }
         }
         if order.seen_event_ids.contains(&event.event_id) {
-            let message = format!("venue event {} was already applied to {}", event.event_id, order.client_order_id);
+            let message = format!(
+                "venue event {} was already applied to {}",
+                event.event_id,
+                order.client_order_id(&self.cfg.kernel_id)
+            );
             let anomaly = Anomaly::new(AnomalyKind::DuplicateEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id)
+                .order(&order.client_order_id(&self.cfg.kernel_id))
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::DuplicateEvent, message).with(anomaly));
         }
@@ -277,8 +288,8 @@ impl Kernel {
         order.status = OrderStatus::Accepted;
         if matches!(slot.state, SlotState::EntryPending | SlotState::ExitPending) {
             let to = Self::waiting_state(order.purpose, false);
-            let cid = Some(order.client_order_id.clone());
-            shift(cx, cfg, account, slot, to, TransitionCause::OrderAccepted, cid);
+            let number = Some(order.number);
+            shift(cx, cfg, account, slot, to, TransitionCause::OrderAccepted, number);
         } else {
             touch(cx, slot);
             rearm(cfg, slot, cx.now);
@@ -294,10 +305,14 @@ impl Kernel {
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let learns_id = order.venue_order_id.is_none() && event.venue_order_id.is_some();
         if !learns_id {
-            let message = format!("ack for {} which is already {}", order.client_order_id, order.status.as_str_name());
+            let message = format!(
+                "ack for {} which is already {}",
+                order.client_order_id(&self.cfg.kernel_id),
+                order.status.as_str_name()
+            );
             let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id)
+                .order(&order.client_order_id(&self.cfg.kernel_id))
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
         }
@@ -313,14 +328,14 @@ impl Kernel {
         if !order.fills.filled.is_zero() || !matches!(order.status, OrderStatus::PendingNew | OrderStatus::Accepted) {
             let message = format!(
                 "venue rejected {} which is {} with {} filled; not applied",
-                order.client_order_id,
+                order.client_order_id(&self.cfg.kernel_id),
                 order.status.as_str_name(),
                 num::to_text(order.fills.filled)
             );
             return Err(Reject::new(DiagnosticCode::StateConflict, message.clone()).with(
                 Anomaly::new(AnomalyKind::StateConflict, message)
                     .slot(slot.id, slot.trade_id.as_ref())
-                    .order(&order.client_order_id)
+                    .order(&order.client_order_id(&self.cfg.kernel_id))
                     .event(&event.event_id)
                     .reconcile(),
             ));
@@ -340,7 +355,7 @@ impl Kernel {
             .cumulative
             .ok_or_else(|| Reject::field("venue_event.cumulative_quantity", "is required for fills"))?;
         let pnl_scale = self.cfg.pnl_scale;
-        let Kernel { slots, account, venue_ids, .. } = &mut *self;
+        let Kernel { slots, account, venue_ids, cfg, .. } = &mut *self;
         let slot = slots.get_mut(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_mut() else {
             return Err(Reject::new(DiagnosticCode::StateConflict, "no active order"));
@@ -360,7 +375,7 @@ impl Kernel {
         plan_fill(&mut plan, on, &fill, cumulative).map_err(ovf)?;
         if plan.applied.is_zero() {
             // Unreachable while live orders are never complete; kept as a loud guard.
-            let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id);
+            let message = format!("fill for {} beyond its quantity; not booked", order.client_order_id(&cfg.kernel_id));
             return Err(Reject::new(DiagnosticCode::Overfill, message.clone())
                 .with(Anomaly::new(AnomalyKind::Overfill, message).slot(slot.id, slot.trade_id.as_ref()).reconcile()));
         }
@@ -391,7 +406,7 @@ impl Kernel {
         let origin = || Origin {
             slot: Some(slot_id),
             trade_id: slot.trade_id.clone(),
-            client_order_id: Some(order.client_order_id.clone()),
+            order_number: Some(order.number),
             venue_event_id: Some(event.event_id.clone()),
             symbol: Some(order.symbol.clone()),
         };
@@ -420,7 +435,15 @@ impl Kernel {
             push_ledger(cx, account, LedgerEntryKind::Fee, change, origin());
         }
         if !plan.excess.is_zero() || (gap && !complete) {
-            fill_anomalies(cx, slot_id, slot.trade_id.as_ref(), &order.client_order_id, event, &plan, gap && !complete);
+            fill_anomalies(
+                cx,
+                slot_id,
+                slot.trade_id.as_ref(),
+                &order.client_order_id(&cfg.kernel_id),
+                event,
+                &plan,
+                gap && !complete,
+            );
         }
         let venue_final = order.venue_final;
         let cause = if final_fill { TransitionCause::Fill } else { TransitionCause::PartialFill };
@@ -428,8 +451,8 @@ impl Kernel {
             self.resolve_order(cx, index, cause);
         } else {
             if was_pending {
-                let cid = Some(order.client_order_id.clone());
-                self.transition(cx, index, Self::waiting_state(purpose, false), cause, cid);
+                let number = Some(order.number);
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, number);
             } else {
                 slot.deadline_misses = 0;
                 self.touch_slot(cx, index);
@@ -452,7 +475,7 @@ impl Kernel {
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let slot_id = slot.id;
         let trade_id = slot.trade_id.clone();
-        let cid = order.client_order_id.clone();
+        let number = order.number;
         let behind = cumulative < order.fills.filled;
         self.note_event(index, event);
         let complete = {
@@ -465,7 +488,10 @@ impl Kernel {
                 if event.kind == VenueEventKind::Expired { OrderStatus::Expired } else { OrderStatus::Cancelled };
             order.is_complete()
         };
+        // The id text only for the anomalies (an order keeps its number).
+        let cid = |kernel: &Kernel| Id::from(order_id_text(&kernel.cfg.kernel_id, number));
         if behind {
+            let cid = cid(self);
             cx.out.anomalies.push(
                 Anomaly::new(
                     AnomalyKind::StateConflict,
@@ -486,6 +512,7 @@ impl Kernel {
             self.resolve_order(cx, index, cause);
             return Ok(());
         }
+        let cid = cid(self);
         cx.out.anomalies.push(
             Anomaly::new(
                 AnomalyKind::FillGap,
@@ -502,7 +529,7 @@ impl Kernel {
         let pending = self.slots.get(index).and_then(|s| Some((s.state, s.order.as_ref()?.purpose)));
         match pending {
             Some((SlotState::EntryPending | SlotState::ExitPending, purpose)) => {
-                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(cid));
+                self.transition(cx, index, Self::waiting_state(purpose, false), cause, Some(number));
             }
             _ => {
                 self.touch_slot(cx, index);
@@ -519,20 +546,21 @@ impl Kernel {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         if !order.cancel_requested {
-            let message = format!("cancel reject for {} with no cancel pending", order.client_order_id);
+            let message =
+                format!("cancel reject for {} with no cancel pending", order.client_order_id(&self.cfg.kernel_id));
             let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id)
+                .order(&order.client_order_id(&self.cfg.kernel_id))
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
         }
-        let cid = order.client_order_id.clone();
+        let number = order.number;
         let to = Self::waiting_state(order.purpose, order.status == OrderStatus::PendingNew);
         self.note_event(index, event);
         if let Some(order) = self.slots.get_mut(index).and_then(|s| s.order.as_mut()) {
             order.cancel_requested = false;
         }
-        self.transition(cx, index, to, TransitionCause::CancelRejected, Some(cid));
+        self.transition(cx, index, to, TransitionCause::CancelRejected, Some(number));
         self.order_command(cx, index, Some(QueryReason::CancelRejected));
         Ok(())
     }
@@ -551,12 +579,12 @@ impl Kernel {
             format!(
                 "venue reported status {:?} for {} which the adapter does not know; order left {} and queried",
                 event.reason,
-                order.client_order_id,
+                order.client_order_id(&self.cfg.kernel_id),
                 order.status.as_str_name()
             ),
         )
         .slot(slot.id, slot.trade_id.as_ref())
-        .order(&order.client_order_id)
+        .order(&order.client_order_id(&self.cfg.kernel_id))
         .event(&event.event_id)
         .reconcile();
         // Commit: the event id (dedup) and nothing else about the order.
@@ -570,6 +598,6 @@ impl Kernel {
 
     /// Used by tests and the model checker: the order id of a slot, if any.
     pub fn active_order_id(&self, slot: u32) -> Option<Id> {
-        self.slots.get(slot as usize).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id.clone())
+        self.slots.get(slot as usize).and_then(|s| s.order.as_ref()).map(|o| o.client_order_id(&self.cfg.kernel_id))
     }
 }

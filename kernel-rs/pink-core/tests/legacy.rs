@@ -137,12 +137,12 @@ fn venue_ids_attach_to_the_order_the_event_names() {
     let out = drv.cancel(0, Some(OrderPurpose::Exit));
     ok(&out);
     let CommandBody::Cancel(cancel) = &out.commands[0].body else { panic!("expected CancelOrder") };
-    assert_eq!(cancel.client_order_id, exit);
+    assert_eq!(*out.order_id(cancel.order_number), *exit);
     assert_eq!(cancel.venue_order_id, Some(exit_venue_id));
     // The other slot's order is reached by its own id, whatever slot 0 does.
     let out = drv.ack(1);
     assert_eq!(out.transitions.iter().map(|t| t.slot).collect::<Vec<_>>(), vec![1]);
-    assert_eq!(drv.kernel.slot(1).unwrap().order.as_ref().unwrap().client_order_id, other);
+    assert_eq!(drv.kernel.slot(1).unwrap().order.as_ref().unwrap().client_order_id("tk"), other);
     drv.check();
 }
 
@@ -161,11 +161,11 @@ fn cancel_command_names_the_order_symbol_and_ids() {
     assert_eq!(out.commands.len(), 1);
     let command = &out.commands[0];
     let CommandBody::Cancel(cancel) = &command.body else { panic!("expected CancelOrder") };
-    assert_eq!((cancel.client_order_id.clone(), cancel.venue_order_id.clone()), (cid.clone(), None));
+    assert_eq!((out.order_id(cancel.order_number), cancel.venue_order_id.clone()), (cid.to_string(), None));
     assert_eq!(&*cancel.symbol, ETH);
     assert_ne!(cancel.symbol, trade, "never the trade id");
     assert_eq!(command.trade_id.as_ref(), Some(&trade));
-    assert_eq!(command.idempotency_key(), format!("{cid}:cancel:1"));
+    assert_eq!(command.idempotency_key("tk"), format!("{cid}:cancel:1"));
     // The venue refuses; after it acks, a second cancel carries the venue id too.
     ok(&drv.cancel_rejected(0));
     ok(&drv.ack(0));
@@ -173,7 +173,7 @@ fn cancel_command_names_the_order_symbol_and_ids() {
     let out = drv.cancel(0, Some(OrderPurpose::Entry));
     let CommandBody::Cancel(cancel) = &out.commands[0].body else { panic!("expected CancelOrder") };
     assert_eq!((cancel.venue_order_id.clone(), &*cancel.symbol), (Some(venue_id), ETH));
-    assert_eq!(out.commands[0].idempotency_key(), format!("{cid}:cancel:2"));
+    assert_eq!(out.commands[0].idempotency_key("tk"), format!("{cid}:cancel:2"));
     ok(&drv.cancelled(0));
     assert_eq!(drv.state(0), S::Idle);
     drv.check();

@@ -17,7 +17,8 @@ fn enter_market_goes_pending_working_open() {
     assert_eq!(out.commands.len(), 1);
     let CommandBody::Place(place) = &out.commands[0].body else { panic!("expected PlaceOrder") };
     assert_eq!(place.quantity, d("0.01"));
-    assert_eq!(out.commands[0].idempotency_key(), place.client_order_id.to_string());
+    assert_eq!(out.commands[0].idempotency_key("tk"), out.order_id(place.order_number));
+    assert_eq!(out.order_id(place.order_number), *drv.order_id(0));
     let out = drv.ack(0);
     assert_eq!(moves(&out), vec![(S::EntryPending, S::EntryWorking, T::OrderAccepted)]);
     let out = drv.fill_all(0, "100", "0.05");
@@ -517,13 +518,13 @@ fn deadlines_query_the_venue_with_backoff() {
     let out = drv.timer();
     ok(&out);
     assert!(matches!(out.commands[0].body, CommandBody::Query(_, QueryReason::Deadline)));
-    assert_eq!(out.commands[0].idempotency_key(), format!("{}:query:1", drv.order_id(0)));
+    assert_eq!(out.commands[0].idempotency_key("tk"), format!("{}:query:1", drv.order_id(0)));
     assert_eq!(out.anomalies[0].kind, A::DeadlineExpired);
     let next = drv.kernel.slot(0).unwrap().deadline.unwrap();
     assert_eq!(next - drv.now, 10 * SECOND, "doubled");
     drv.advance(10 * SECOND);
     let out = drv.timer();
-    assert_eq!(out.commands[0].idempotency_key(), format!("{}:query:2", drv.order_id(0)));
+    assert_eq!(out.commands[0].idempotency_key("tk"), format!("{}:query:2", drv.order_id(0)));
     ok(&drv.ack(0));
     let slot = drv.kernel.slot(0).unwrap();
     assert_eq!(slot.deadline.unwrap() - drv.now, 10 * SECOND, "progress resets the backoff (fill timeout)");

@@ -40,7 +40,7 @@ fn expect_unknown_handled(out: &Output, cid: &Id, event_id: &Id) {
     assert_eq!(out.commands.len(), 1);
     let CommandBody::Query(order, reason) = &out.commands[0].body else { panic!("expected QueryOrder") };
     assert_eq!(*reason, QueryReason::UnknownStatus);
-    assert_eq!(&order.client_order_id, cid);
+    assert_eq!(out.order_id(order.order_number), **cid);
 }
 
 /// [H8] An UNKNOWN on a pending entry is not an ack: the slot stays pending, the
@@ -175,7 +175,7 @@ fn unknown_status_for_an_unknown_order_is_not_routed() {
 fn unknown_status_for_a_finished_or_mismatched_order_is_refused() {
     let mut drv = Driver::new(2);
     drv.open(0, Side::Long, "1");
-    let finished = drv.kernel.slot(0).unwrap().order.as_ref().map(|o| o.client_order_id.clone());
+    let finished = drv.kernel.slot(0).unwrap().order.as_ref().map(|o| o.client_order_id("tk"));
     assert!(finished.is_none());
     let hash = drv.kernel.state_hash();
     // The entry of slot 0 is retired: find its id through the retired ring.

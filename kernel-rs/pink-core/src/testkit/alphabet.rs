@@ -112,12 +112,14 @@ impl Explorer {
 
     /// The order an event symbol talks about: the active one, else the last one.
     fn target(&self, slot: u32) -> Option<Id> {
-        self.active(slot).map(|o| o.client_order_id).or_else(|| self.orders[slot as usize].last().cloned())
+        self.active(slot)
+            .map(|o| o.client_order_id(&self.drv.kernel.config().kernel_id))
+            .or_else(|| self.orders[slot as usize].last().cloned())
     }
 
     fn event(&mut self, slot: u32, kind: VenueEventKind) -> Option<VenueEvent> {
         let cid = self.target(slot)?;
-        let order = self.active(slot).filter(|o| o.client_order_id == cid);
+        let order = self.active(slot).filter(|o| o.client_order_id(&self.drv.kernel.config().kernel_id) == cid);
         let filled = order.as_ref().map_or(Decimal::ZERO, |o| o.fills.filled);
         let (fill, cumulative) = match kind {
             VenueEventKind::PartialFill | VenueEventKind::Fill => {
@@ -188,7 +190,7 @@ impl Explorer {
             }
             Symbol::LateFill => {
                 let orders = &self.orders[slot as usize];
-                let active = self.active(slot).map(|o| o.client_order_id);
+                let active = self.active(slot).map(|o| o.client_order_id(&self.drv.kernel.config().kernel_id));
                 let cid = orders.iter().rev().find(|c| Some((*c).clone()) != active).cloned()?;
                 let fill = Fill { quantity: d("0.1"), price: d("101"), fee: d("0") };
                 Payload::Venue(self.drv.event(&cid, VenueEventKind::Fill, Some(fill), Some(d("5"))))
@@ -261,8 +263,9 @@ impl Explorer {
         for (index, slot_state) in k.slots().iter().enumerate() {
             if let Some(order) = &slot_state.order {
                 let list = &mut self.orders[index];
-                if list.last() != Some(&order.client_order_id) {
-                    list.push(order.client_order_id.clone());
+                let cid = order.client_order_id(&k.config().kernel_id);
+                if list.last() != Some(&cid) {
+                    list.push(cid);
                 }
             }
         }
@@ -288,7 +291,7 @@ fn check_progress(kernel: &Kernel, slot: u32) -> Result<(), String> {
             if order.venue_final {
                 // Final at the venue with fills missing: the missing fill arrives.
                 let missing = num::sub(order.fills.venue_cumulative, order.fills.filled).ok_or("overflow")?;
-                let cid = order.client_order_id.clone();
+                let cid = order.client_order_id(&drv.kernel.config().kernel_id);
                 drv.fill_order(
                     &cid,
                     &num::to_text(missing),

@@ -163,7 +163,7 @@ impl Driver {
         for slot in kernel.slots() {
             if let Some(order) = &slot.order {
                 if let Some(venue_id) = &order.venue_order_id {
-                    venue_ids.insert(order.client_order_id.clone(), venue_id.clone());
+                    venue_ids.insert(order.client_order_id(&kernel.config().kernel_id), venue_id.clone());
                 }
             }
         }

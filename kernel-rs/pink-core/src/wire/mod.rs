@@ -7,10 +7,12 @@
 //! against prost.
 
 mod input;
+mod order_ids;
 mod outcome;
 
 pub use input::input;
 pub(crate) use input::{input_known, Known};
+pub(crate) use order_ids::OrderIds;
 pub(crate) use outcome::outcome_at;
 pub use outcome::outcome_into;
 

@@ -2,6 +2,7 @@
 
 use rust_decimal::Decimal;
 
+use super::order_ids::OrderIds;
 use crate::model::{Nanos, OrderKind};
 use crate::num::Text;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Place, Transition};
@@ -155,6 +156,20 @@ impl Writer<'_> {
         }
     }
 
+    /// The client order id of order `number`, "<kernel_id>-<number>".
+    #[inline(always)]
+    fn order_id(&mut self, tag: u8, ids: &mut OrderIds, number: u64) -> Room {
+        self.bytes(tag, ids.text(number))
+    }
+
+    #[inline]
+    fn order_opt(&mut self, tag: u8, ids: &mut OrderIds, number: Option<u64>) -> Room {
+        match number {
+            Some(number) => self.order_id(tag, ids, number),
+            None => Some(()),
+        }
+    }
+
     /// A nested message (always written, even when empty): the body is
     /// written after a one-byte length and moved right if it needs more.
     #[inline]
@@ -259,7 +274,7 @@ impl Writer<'_> {
 /// `to.copy_from_slice(from)` (equal lengths): up to 16 bytes as two
 /// overlapping words or bytes, cheaper than a call to `memcpy`.
 #[inline(always)]
-fn copy_short(to: &mut [u8], from: &[u8]) {
+pub(super) fn copy_short(to: &mut [u8], from: &[u8]) {
     match from.len() {
         0 => {}
         1..=3 => {
@@ -296,6 +311,26 @@ fn copy_short(to: &mut [u8], from: &[u8]) {
 
 const EIGHT_DIGITS: u64 = 100_000_000;
 
+/// The decimal text of `n` ("0" for 0), written into `digits` (which
+/// holds b'0's) ending at 32: one eight-digit group for most numbers.
+#[inline(always)]
+pub(super) fn decimal(digits: &mut [u8; 64], n: u64) -> &[u8] {
+    let count = if n < EIGHT_DIGITS {
+        put_digits(digits, 24, n).count.max(1)
+    } else {
+        let high = n.wrapping_div(EIGHT_DIGITS);
+        put_digits(digits, 24, n.wrapping_rem(EIGHT_DIGITS));
+        let middle = put_digits(digits, 16, high.wrapping_rem(EIGHT_DIGITS));
+        let top = put_digits(digits, 8, high.wrapping_div(EIGHT_DIGITS));
+        if top.count == 0 {
+            middle.count.wrapping_add(8)
+        } else {
+            top.count.wrapping_add(16)
+        }
+    };
+    digits.get(32_usize.wrapping_sub(count)..32).unwrap_or_default()
+}
+
 /// Digits of an eight-digit group after its leading zeros, and its
 /// trailing zero digits (8 for 0).
 struct Group {
@@ -321,14 +356,14 @@ fn put_digits(digits: &mut [u8; 64], at: usize, n: u64) -> Group {
     Group { count: 8_usize.wrapping_sub((x.trailing_zeros() >> 3) as usize), zeros: (x.leading_zeros() >> 3) as usize }
 }
 
-fn transition(w: &mut Writer<'_>, t: &Transition) -> Room {
+fn transition(w: &mut Writer<'_>, ids: &mut OrderIds, t: &Transition) -> Room {
     w.uint32(1, t.slot)?;
     w.id(2, &t.trade_id)?;
     w.int32(3, t.from as i32)?;
     w.int32(4, t.to as i32)?;
     w.int32(5, t.cause as i32)?;
     w.uint64(6, t.sequence)?;
-    w.id(7, &t.client_order_id)?;
+    w.order_opt(7, ids, t.order_number)?;
     w.uint64(8, t.slot_version)
 }
 
@@ -340,9 +375,9 @@ fn kind_fields(kind: &OrderKind) -> (i32, Option<Decimal>, i32) {
     }
 }
 
-fn place(w: &mut Writer<'_>, p: &Place) -> Room {
+fn place(w: &mut Writer<'_>, ids: &mut OrderIds, p: &Place) -> Room {
     let (order_type, limit_price, time_in_force) = kind_fields(&p.kind);
-    w.str(1, &p.client_order_id)?;
+    w.order_id(1, ids, p.order_number)?;
     w.str(2, &p.symbol)?;
     w.int32(3, p.side as i32)?;
     w.int32(4, order_type)?;
@@ -357,45 +392,45 @@ fn place(w: &mut Writer<'_>, p: &Place) -> Room {
     w.int32(11, p.position_side as i32)
 }
 
-fn order_ref(w: &mut Writer<'_>, r: &OrderRef) -> Room {
-    w.str(1, &r.client_order_id)?;
+fn order_ref(w: &mut Writer<'_>, ids: &mut OrderIds, r: &OrderRef) -> Room {
+    w.order_id(1, ids, r.order_number)?;
     w.id(2, &r.venue_order_id)?;
     w.str(3, &r.symbol)
 }
 
 /// Writes `Command::idempotency_key` without building the string.
-fn idempotency_key(w: &mut Writer<'_>, c: &Command) -> Room {
+fn idempotency_key(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room {
     let (order, what) = match &c.body {
-        CommandBody::Place(place) => return w.str(1, &place.client_order_id),
+        CommandBody::Place(place) => return w.order_id(1, ids, place.order_number),
         CommandBody::Cancel(order) => (order, ":cancel:"),
         CommandBody::Query(order, _) => (order, ":query:"),
     };
-    let mut number = itoa::Buffer::new();
-    let number = number.format(c.number);
-    let cid = order.client_order_id.as_bytes();
-    let len = cid.len().saturating_add(what.len()).saturating_add(number.len());
+    let mut count = [b'0'; 64];
+    let count = decimal(&mut count, u64::from(c.number));
+    let cid = ids.text(order.order_number);
+    let len = cid.len().wrapping_add(what.len()).wrapping_add(count.len());
     w.key_varint(key(1, LEN), len as u64)?;
-    w.take(cid.len())?.copy_from_slice(cid);
-    w.take(what.len())?.copy_from_slice(what.as_bytes());
-    w.take(number.len())?.copy_from_slice(number.as_bytes());
+    copy_short(w.take(cid.len())?, cid);
+    copy_short(w.take(what.len())?, what.as_bytes());
+    copy_short(w.take(count.len())?, count);
     Some(())
 }
 
-fn command(w: &mut Writer<'_>, c: &Command) -> Room {
-    idempotency_key(w, c)?;
+fn command(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room {
+    idempotency_key(w, ids, c)?;
     w.uint32(2, c.slot)?;
     w.id(3, &c.trade_id)?;
     match &c.body {
-        CommandBody::Place(p) => w.message(10, |w| place(w, p)),
-        CommandBody::Cancel(r) => w.message(11, |w| order_ref(w, r)),
+        CommandBody::Place(p) => w.message(10, |w| place(w, ids, p)),
+        CommandBody::Cancel(r) => w.message(11, |w| order_ref(w, ids, r)),
         CommandBody::Query(r, reason) => w.message(12, |w| {
-            order_ref(w, r)?;
+            order_ref(w, ids, r)?;
             w.int32(4, *reason as i32)
         }),
     }
 }
 
-fn ledger(w: &mut Writer<'_>, e: &LedgerEntry) -> Room {
+fn ledger(w: &mut Writer<'_>, ids: &mut OrderIds, e: &LedgerEntry) -> Room {
     w.uint64(1, e.ledger_sequence)?;
     w.int32(2, e.kind as i32)?;
     w.decimal(3, e.amount)?;
@@ -405,7 +440,7 @@ fn ledger(w: &mut Writer<'_>, e: &LedgerEntry) -> Room {
     w.time(7, e.time)?;
     w.uint32_opt(8, e.slot)?;
     w.id(9, &e.trade_id)?;
-    w.id(10, &e.client_order_id)?;
+    w.order_opt(10, ids, e.order_number)?;
     w.id(11, &e.venue_event_id)?;
     w.id(12, &e.symbol)
 }
@@ -420,7 +455,8 @@ fn anomaly(w: &mut Writer<'_>, a: &Anomaly) -> Room {
     w.bool(7, a.reconcile_needed)
 }
 
-fn outcome(w: &mut Writer<'_>, out: &Output) -> Room {
+fn outcome(w: &mut Writer<'_>, ids: &mut OrderIds, out: &Output) -> Room {
+    ids.kernel(out.kernel_id.as_ref());
     w.uint64(1, out.sequence)?;
     w.bool(2, out.accepted())?;
     w.int32(3, out.code as i32)?;
@@ -432,13 +468,13 @@ fn outcome(w: &mut Writer<'_>, out: &Output) -> Room {
         })?;
     }
     for t in &out.transitions {
-        w.message(6, |w| transition(w, t))?;
+        w.message(6, |w| transition(w, ids, t))?;
     }
     for c in &out.commands {
-        w.message(7, |w| command(w, c))?;
+        w.message(7, |w| command(w, ids, c))?;
     }
     for e in &out.ledger {
-        w.message(8, |w| ledger(w, e))?;
+        w.message(8, |w| ledger(w, ids, e))?;
     }
     for a in &out.anomalies {
         w.message(9, |w| anomaly(w, a))?;
@@ -468,7 +504,7 @@ fn write_at(
     buf: &mut Vec<u8>,
     start: usize,
     max_room: usize,
-    write: impl Fn(&mut Writer<'_>) -> Room,
+    mut write: impl FnMut(&mut Writer<'_>) -> Room,
 ) -> Option<usize> {
     let mut room = FIRST_ROOM;
     while room <= max_room {
@@ -489,8 +525,9 @@ fn write_at(
 /// Writes the serialized `pink.v1.Outcome` of `out` into `buf` from `start`
 /// (see `write_at`); returns where it ends. Should the writer ever fail for
 /// another reason than room, prost writes the same bytes instead.
-pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, start: usize) -> usize {
-    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, out)) {
+/// `ids` is reused from the last outcome written.
+pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, ids: &mut OrderIds, start: usize) -> usize {
+    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, ids, out)) {
         return end;
     }
     buf.truncate(start);
@@ -499,7 +536,7 @@ pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, start: usize) -> usize
 
 /// Appends the serialized `pink.v1.Outcome` of `out` to `buf`.
 pub fn outcome_into(out: &Output, buf: &mut Vec<u8>) {
-    let end = outcome_at(out, buf, buf.len());
+    let end = outcome_at(out, buf, &mut OrderIds::default(), buf.len());
     buf.truncate(end);
 }
 

@@ -24,6 +24,7 @@ fn same_as_prost(out: &Output) {
 fn every_field_encodes_like_prost() {
     let long = "x".repeat(300);
     let mut out = Output::new(u64::MAX);
+    out.kernel_id = Some(id("k"));
     out.code = DiagnosticCode::ReconcileConflict;
     out.message = long.clone();
     out.violations = vec![Violation::new("a.b", long.clone()), Violation::new("", "")];
@@ -34,17 +35,17 @@ fn every_field_encodes_like_prost() {
         to: SlotState::ExitCancelling,
         cause: TransitionCause::Reconcile,
         sequence: 0,
-        client_order_id: Some(id("c-1")),
+        order_number: Some(1),
         slot_version: 1 << 40,
     }];
-    let reference = OrderRef { client_order_id: id("k-1"), venue_order_id: Some(id("v9")), symbol: id("BTC-USDT") };
+    let reference = OrderRef { order_number: 1, venue_order_id: Some(id("v9")), symbol: id("BTC-USDT") };
     out.commands = vec![
         Command {
             number: 0,
             slot: 7,
             trade_id: Some(id("k-t1")),
             body: CommandBody::Place(Place {
-                client_order_id: id("k-1"),
+                order_number: 1,
                 symbol: id("BTC-USDT"),
                 side: OrderSide::Sell,
                 kind: OrderKind::Limit { price: d("-0.000100"), tif: TimeInForce::PostOnly },
@@ -74,7 +75,7 @@ fn every_field_encodes_like_prost() {
         time: -1_500_000_001,
         slot: Some(0),
         trade_id: Some(id("t")),
-        client_order_id: None,
+        order_number: None,
         venue_event_id: Some(id("e")),
         symbol: Some(id("S")),
     }];
@@ -96,6 +97,31 @@ fn every_field_encodes_like_prost() {
         }
         same_as_prost(&Output { ledger: entry, ..Output::default() });
     }
+}
+
+/// `step_encoded` (its writer keeps the last order id's text from one
+/// outcome to the next) writes what prost writes, step after step.
+#[test]
+fn encoded_steps_write_what_prost_writes() {
+    let mut explorer = Explorer::new(3);
+    explorer.drv.recording = true;
+    let mut kernel = explorer.kernel().clone();
+    let mut next = 0_usize;
+    for _ in 0..400 {
+        next = next.wrapping_mul(31).wrapping_add(17);
+        let symbol = ALPHABET.get(next % ALPHABET.len()).copied().unwrap_or(ALPHABET[0]);
+        assert!(explorer.apply((next / 7 % 3) as u32, symbol).is_ok());
+    }
+    let asset = kernel.config().settlement_asset.clone();
+    let mut named = 0;
+    for (input, _) in &explorer.drv.history {
+        let bytes = crate::encode::input(input, &asset).encode_to_vec();
+        let written = kernel.step_encoded(&bytes).map(<[u8]>::to_vec);
+        let expected = crate::encode::outcome(kernel.output()).encode_to_vec();
+        assert_eq!(written, Ok(expected), "{input:?}");
+        named += kernel.output().transitions.iter().filter(|t| t.order_number.is_some()).count();
+    }
+    assert!(named > 20, "{named} transitions named an order");
 }
 
 /// Whatever the wire decoder accepts, prost plus `decode::input` decode
@@ -416,6 +442,7 @@ proptest::proptest! {
     #[test]
     fn reused_buffer_encodes_like_prost(field in 0usize..300, description in 0usize..300, amount: i64, scale in 0u32..=28) {
         let mut out = Output::new(5);
+        out.kernel_id = Some(id("tk"));
         out.violations = vec![Violation::new("f".repeat(field), "d".repeat(description))];
         out.ledger = vec![LedgerEntry {
             ledger_sequence: 1,
@@ -427,14 +454,80 @@ proptest::proptest! {
             time: 1_767_225_600_084_000_000,
             slot: Some(0),
             trade_id: Some(id("tk-t11")),
-            client_order_id: Some(id("tk-21")),
+            order_number: Some(21),
             venue_event_id: Some(id("e42")),
             symbol: Some(id(&"S".repeat(field / 2))),
         }];
         let mut buf = vec![0xAA; 2000];
-        let end = super::outcome::outcome_at(&out, &mut buf, 0);
+        let end = super::outcome::outcome_at(&out, &mut buf, &mut super::OrderIds::default(), 0);
         let expected = crate::encode::outcome(&out).encode_to_vec();
         proptest::prop_assert_eq!(buf.get(..end), Some(expected.as_slice()));
         same_as_prost(&out);
+    }
+
+    /// Order numbers are written as "<kernel_id>-<n>" by the fast writer
+    /// exactly as `encode` formats them: any number (the digit groups, the
+    /// repeats the writer keeps), any kernel id length (short copies or not).
+    #[test]
+    fn order_ids_encode_like_prost(
+        numbers in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::any::<u64>(),
+            0u64..200,
+            99_999_990u64..100_000_010,
+            proptest::prelude::Just(u64::MAX),
+        ], 1..6),
+        kernel in "[a-z0-9]{0,40}",
+        count: u32,
+    ) {
+        let mut out = Output::new(3);
+        out.kernel_id = Some(id(&kernel));
+        for (i, &n) in numbers.iter().enumerate() {
+            out.transitions.push(Transition {
+                slot: 1,
+                trade_id: None,
+                from: SlotState::Idle,
+                to: SlotState::EntryPending,
+                cause: TransitionCause::EnterIntent,
+                sequence: 3,
+                order_number: (i % 3 != 2).then_some(n),
+                slot_version: 2,
+            });
+            let reference = OrderRef { order_number: n, venue_order_id: None, symbol: id("S") };
+            let body = match i % 3 {
+                0 => CommandBody::Cancel(reference),
+                1 => CommandBody::Query(reference, QueryReason::FillGap),
+                _ => CommandBody::Place(Place {
+                    order_number: n,
+                    symbol: id("S"),
+                    side: OrderSide::Buy,
+                    kind: OrderKind::Market,
+                    quantity: Decimal::ONE,
+                    reduce_only: false,
+                    leverage: Decimal::ONE,
+                    purpose: OrderPurpose::Entry,
+                    position_side: Side::Long,
+                }),
+            };
+            out.commands.push(Command { number: count.wrapping_add(i as u32), slot: 1, trade_id: None, body });
+            out.ledger.push(LedgerEntry {
+                ledger_sequence: 1,
+                kind: LedgerEntryKind::Fee,
+                amount: Decimal::ONE,
+                capital_before: Decimal::ONE,
+                capital_after: Decimal::ONE,
+                input_sequence: 3,
+                time: 0,
+                slot: None,
+                trade_id: None,
+                order_number: Some(n),
+                venue_event_id: None,
+                symbol: None,
+            });
+        }
+        same_as_prost(&out);
+        // The prost path formats the ids the kernel allocates.
+        let encoded = crate::encode::outcome(&out);
+        let first = numbers.first().copied().unwrap_or_default();
+        proptest::prop_assert_eq!(&encoded.ledger_entries[0].client_order_id, &format!("{kernel}-{first}"));
     }
 }

@@ -17,7 +17,6 @@ pub(super) use values::Plain;
 /// Ids the kernel already holds: a decoded id equal to one of them shares its
 /// allocation instead of allocating (and later freeing) a copy.
 pub(crate) trait Known {
-    fn order_id(&self, cid: &str) -> Option<Id>;
     /// A venue order id and the number of the order it maps to.
     fn venue_order(&self, vid: &str) -> Option<(Id, u64)>;
     /// An instrument's symbol, given as its bytes (checked ASCII).
@@ -28,9 +27,6 @@ pub(crate) trait Known {
 pub(crate) struct Unknown;
 
 impl Known for Unknown {
-    fn order_id(&self, _: &str) -> Option<Id> {
-        None
-    }
     fn venue_order(&self, _: &str) -> Option<(Id, u64)> {
         None
     }

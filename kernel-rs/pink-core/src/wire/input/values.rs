@@ -111,10 +111,9 @@ pub(super) fn new_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
     ascii(bytes, ID, 64, texts).map(Id::from)
 }
 
-/// A client order id (the kernel's own when it names a live order).
-pub(super) fn order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
-    let cid = ascii(bytes, ID, 64, texts)?;
-    Some(known.order_id(cid).unwrap_or_else(|| Id::from(cid)))
+/// A client order id (orders keep only their numbers: no text to share).
+pub(super) fn order_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
+    new_id(bytes, texts)
 }
 
 /// A venue order id (the kernel's own when it holds it).

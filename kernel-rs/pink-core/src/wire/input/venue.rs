@@ -133,7 +133,7 @@ pub(super) fn venue_event(bytes: &[u8], cfg: &Config, known: &impl Known) -> Opt
     }
     let texts = Texts::new(bytes, &[cid, vid, event_id]);
     let venue_order_id = if vid.is_empty() { None } else { Some(venue_order_id(vid, known, &texts)?) };
-    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, known, &texts)?) };
+    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, &texts)?) };
     let symbol = if symbol_text.is_empty() { None } else { Some(symbol(symbol_text, known, &texts)?) };
     let exchange_time = time(exchange_time?)?;
     if let Some(at) = receive_time {

@@ -1,0 +1,135 @@
+//! Client order ids as the outcome writer names them.
+
+use super::outcome::{copy_short, decimal};
+use crate::text::Id;
+
+/// Client order ids, "<kernel_id>-<n>", as the outcomes name them: the text
+/// of the last number is kept (an outcome names its order several times,
+/// the next outcomes usually the same one, and a new order's number is
+/// usually the last one plus one: only its last digit changes). Reused
+/// across outcomes; not state.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OrderIds {
+    /// The kernel id of `text` (`None`: nothing kept).
+    kernel_id: Option<Id>,
+    number: u64,
+    /// The text of `number`; `len` 0: none yet.
+    len: usize,
+    text: Text64,
+    /// The text when the kernel id is too long for `text` (a validated
+    /// config's id never is).
+    spill: String,
+}
+
+/// A 64-byte buffer (arrays this long have no `Default`).
+#[derive(Clone, Debug)]
+struct Text64([u8; 64]);
+
+impl Default for Text64 {
+    fn default() -> Text64 {
+        Text64([0; 64])
+    }
+}
+
+/// Longest kernel id whose order ids fit `OrderIds::text` (with '-' and 20 digits).
+const SHORT_KERNEL_ID: usize = 43;
+
+impl OrderIds {
+    /// Keeps the text only if it is of `kernel_id`'s orders (the same `Arc`:
+    /// one pointer compare per outcome).
+    #[inline(always)]
+    pub(super) fn kernel(&mut self, kernel_id: Option<&Id>) {
+        let same = match (&self.kernel_id, kernel_id) {
+            (Some(kept), Some(id)) => std::sync::Arc::ptr_eq(kept, id),
+            _ => false,
+        };
+        if !same {
+            self.kernel_id = kernel_id.cloned();
+            self.len = 0;
+            self.spill.clear();
+        }
+    }
+
+    /// The client order id of order `number`.
+    #[inline(always)]
+    pub(super) fn text(&mut self, number: u64) -> &[u8] {
+        if self.len == 0 || number != self.number {
+            self.format(number);
+        }
+        match self.text.0.get(..self.len) {
+            Some(text) if self.spill.is_empty() => text,
+            _ => self.spill.as_bytes(),
+        }
+    }
+
+    #[inline(never)]
+    fn format(&mut self, number: u64) {
+        let kernel_id = self.kernel_id.as_deref().unwrap_or("");
+        let prefix = kernel_id.len();
+        if prefix > SHORT_KERNEL_ID {
+            self.spill = crate::model::order_id_text(kernel_id, number);
+            (self.number, self.len) = (number, self.spill.len());
+            return;
+        }
+        let text = &mut self.text.0;
+        let end = self.len;
+        // The next number: only the last digit changes unless it is a 9.
+        if end > prefix.wrapping_add(1) && self.number.checked_add(1) == Some(number) {
+            if let Some(last @ b'0'..=b'8') = text.get_mut(end.wrapping_sub(1)) {
+                *last = last.wrapping_add(1);
+                self.number = number;
+                return;
+            }
+        }
+        if let Some(to) = text.get_mut(..prefix) {
+            copy_short(to, kernel_id.as_bytes());
+        }
+        if let Some(dash) = text.get_mut(prefix) {
+            *dash = b'-';
+        }
+        let mut digits = [b'0'; 64];
+        let digits = decimal(&mut digits, number);
+        let start = prefix.wrapping_add(1);
+        let end = start.wrapping_add(digits.len());
+        if let Some(to) = text.get_mut(start..end) {
+            copy_short(to, digits);
+        }
+        (self.number, self.len) = (number, end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderIds;
+    use crate::text::Id;
+
+    proptest::proptest! {
+        /// The kept text (bumped, rewritten, or spilled for a long kernel
+        /// id) is always the formatted id, whatever came before.
+        #[test]
+        fn kept_order_ids_are_the_formatted_ids(
+            steps in proptest::collection::vec((0usize..4, proptest::prop_oneof![
+                0u64..30,
+                95u64..1_005,
+                99_999_990u64..100_000_010,
+                proptest::prelude::any::<u64>(),
+            ]), 1..40),
+        ) {
+            let kernels: [Id; 4] = [Id::from("tk"), Id::from("tk"), Id::from("k".repeat(44)), Id::from("abcdefghijkl")];
+            let mut ids = OrderIds::default();
+            let mut last = None;
+            for (kernel, number) in steps {
+                // Runs of consecutive numbers take the bump path.
+                let number = match last {
+                    Some(prev) if number % 3 == 0 => u64::checked_add(prev, 1).unwrap_or(number),
+                    _ => number,
+                };
+                let kernel_id = kernels.get(kernel).cloned();
+                ids.kernel(kernel_id.as_ref());
+                let expected = crate::model::order_id_text(kernel_id.as_deref().unwrap_or(""), number);
+                proptest::prop_assert_eq!(ids.text(number), expected.as_bytes());
+                last = Some(number);
+            }
+        }
+    }
+}
