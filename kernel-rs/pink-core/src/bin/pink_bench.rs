@@ -7,7 +7,7 @@
 //! mark, exit, ack, fill, mark. It is recorded once with the test driver and
 //! replayed on fresh kernels, which determinism makes exact.
 //!
-//! Usage: pink-bench [--inputs N] [--rounds N] [--out PATH] [--export PATH]
+//! Usage: pink-bench [--inputs N] [--rounds N (default 20)] [--out PATH] [--export PATH]
 //!                   [--only-step | --only-bytes | --by-kind | --marks]
 //! --export writes the config and the encoded inputs (u32 little-endian
 //! length prefixes) for the PyO3 benchmark.
@@ -89,8 +89,18 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-fn best_rate(rounds: usize, mut run: impl FnMut() -> (usize, f64)) -> f64 {
-    (0..rounds).map(|_| run()).map(|(n, secs)| n as f64 / secs).fold(0.0, f64::max)
+/// Rates of `rounds` runs: the best (the figure reported, the least disturbed
+/// run) and the median (how much the machine disturbed the others).
+#[derive(Clone, Copy, Default)]
+struct Rates {
+    best: f64,
+    median: f64,
+}
+
+fn rates(rounds: usize, mut run: impl FnMut() -> (usize, f64)) -> Rates {
+    let mut all: Vec<f64> = (0..rounds).map(|_| run()).map(|(n, secs)| n as f64 / secs).collect();
+    all.sort_by(f64::total_cmp);
+    Rates { best: all.last().copied().unwrap_or(0.0), median: all.get(all.len() / 2).copied().unwrap_or(0.0) }
 }
 
 fn ten_thousand_slots() -> Kernel {
@@ -114,7 +124,7 @@ fn ten_thousand_slots() -> Kernel {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let count: usize = arg(&args, "--inputs").map_or(400_000, |v| v.parse().expect("--inputs takes a number"));
-    let rounds: usize = arg(&args, "--rounds").map_or(5, |v| v.parse().expect("--rounds takes a number"));
+    let rounds: usize = arg(&args, "--rounds").map_or(20, |v| v.parse().expect("--rounds takes a number"));
 
     let (start, inputs) = record(count);
     let encoded: Vec<Vec<u8>> = inputs.iter().map(|i| pink_core::encode::input(i, "USDT").encode_to_vec()).collect();
@@ -124,10 +134,10 @@ fn main() {
     // right after decoding it, so a replay that streams 100 MB of cold inputs
     // would measure memory bandwidth, not the kernel.
     let only_bytes = args.iter().any(|a| a == "--only-bytes");
-    let step_rate = if only_bytes {
-        0.0
+    let step = if only_bytes {
+        Rates::default()
     } else {
-        best_rate(rounds, || {
+        rates(rounds, || {
             let mut kernel = start.clone();
             let mut out = pink_core::output::Output::default();
             let mut secs = 0.0;
@@ -200,7 +210,7 @@ fn main() {
     }
     let only_step = args.iter().any(|a| a == "--only-step");
     if only_step {
-        println!("step (validated inputs): {step_rate:.0} inputs/s");
+        println!("step (validated inputs): {:.0} inputs/s (median of rounds {:.0})", step.best, step.median);
         return;
     }
     // Decode + step + encode into the kernel's reused outcome buffer
@@ -208,7 +218,7 @@ fn main() {
     // copies each outcome into a fresh `Vec` (`step_bytes`), as a caller that
     // keeps outcomes must.
     let bytes_run = |owned: bool| {
-        best_rate(rounds, || {
+        rates(rounds, || {
             let mut kernel = start.clone();
             let mut secs = 0.0;
             for chunk in encoded.chunks(CHUNK) {
@@ -227,12 +237,12 @@ fn main() {
             (n, secs)
         })
     };
-    let bytes_rate = bytes_run(false);
+    let bytes = bytes_run(false);
     if only_bytes {
-        println!("decode + step + encode: {bytes_rate:.0} inputs/s");
+        println!("decode + step + encode: {:.0} inputs/s (median of rounds {:.0})", bytes.best, bytes.median);
         return;
     }
-    let owned_rate = bytes_run(true);
+    let owned = bytes_run(true);
     let big = ten_thousand_slots();
     let mut snapshot = Vec::new();
     let mut snapshot_ms = f64::MAX;
@@ -250,15 +260,27 @@ fn main() {
     println!(
         "workload: {n} inputs over {SLOTS} slots (enter, ack, fill, mark, exit, ack, fill, mark), best of {rounds}"
     );
-    println!("step (validated inputs):      {:>12.0} inputs/s   (target >= 5,000,000)", step_rate);
-    println!("decode + step + encode:       {:>12.0} inputs/s   (target >= 1,000,000)", bytes_rate);
-    println!("  ... + copy to an owned Vec: {:>12.0} inputs/s", owned_rate);
+    println!(
+        "step (validated inputs):      {:>12.0} inputs/s   (target >= 5,000,000; median of rounds {:.0})",
+        step.best, step.median
+    );
+    println!(
+        "decode + step + encode:       {:>12.0} inputs/s   (target >= 1,000,000; median of rounds {:.0})",
+        bytes.best, bytes.median
+    );
+    println!("  ... + copy to an owned Vec: {:>12.0} inputs/s   (median of rounds {:.0})", owned.best, owned.median);
     println!("snapshot 10,000 slots:        {snapshot_ms:>12.2} ms  ({} bytes)", snapshot.len());
     println!("restore 10,000 slots:         {restore_ms:>12.2} ms",);
 
     if let Some(path) = arg(&args, "--out") {
         let json = format!(
-            "{{\n  \"benchmark\": \"kernel_rust\",\n  \"inputs\": {n},\n  \"rounds\": {rounds},\n  \"slots\": {SLOTS},\n  \"step_inputs_per_second\": {step_rate:.0},\n  \"decode_step_encode_inputs_per_second\": {bytes_rate:.0},\n  \"decode_step_encode_owned_inputs_per_second\": {owned_rate:.0},\n  \"snapshot_10k_slots_ms\": {snapshot_ms:.3},\n  \"restore_10k_slots_ms\": {restore_ms:.3},\n  \"snapshot_10k_slots_bytes\": {}\n}}\n",
+            "{{\n  \"benchmark\": \"kernel_rust\",\n  \"inputs\": {n},\n  \"rounds\": {rounds},\n  \"slots\": {SLOTS},\n  \"step_inputs_per_second\": {:.0},\n  \"step_inputs_per_second_median\": {:.0},\n  \"decode_step_encode_inputs_per_second\": {:.0},\n  \"decode_step_encode_inputs_per_second_median\": {:.0},\n  \"decode_step_encode_owned_inputs_per_second\": {:.0},\n  \"decode_step_encode_owned_inputs_per_second_median\": {:.0},\n  \"snapshot_10k_slots_ms\": {snapshot_ms:.3},\n  \"restore_10k_slots_ms\": {restore_ms:.3},\n  \"snapshot_10k_slots_bytes\": {}\n}}\n",
+            step.best,
+            step.median,
+            bytes.best,
+            bytes.median,
+            owned.best,
+            owned.median,
             snapshot.len()
         );
         std::fs::write(&path, json).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
