@@ -102,19 +102,12 @@ impl Kernel {
                         format!("slot {id}: pending with status {:?}", order.status)
                     })?;
                 }
-                need(
-                    order_number(&self.cfg.kernel_id, &order.client_order_id(&self.cfg.kernel_id))
-                        == Some(order.number),
-                    || {
-                        format!(
-                            "slot {id}: order {} is not number {}",
-                            order.client_order_id(&self.cfg.kernel_id),
-                            order.number
-                        )
-                    },
-                )?;
+                let cid = order.client_order_id(&self.cfg.kernel_id);
+                need(order_number(&self.cfg.kernel_id, &cid) == Some(order.number), || {
+                    format!("slot {id}: order {cid} is not number {}", order.number)
+                })?;
                 need(self.orders.get(&order.number) == Some(&OrderLoc::Live(id)), || {
-                    format!("slot {id}: order {} not indexed", order.client_order_id(&self.cfg.kernel_id))
+                    format!("slot {id}: order {cid} not indexed")
                 })?;
                 if let Some(venue_id) = &order.venue_order_id {
                     need(self.venue_ids.get(venue_id) == Some(&order.number), || {

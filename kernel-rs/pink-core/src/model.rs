@@ -400,13 +400,13 @@ impl RetiredRing {
     /// The entry `offset` places after the oldest.
     #[inline]
     pub fn get(&self, offset: usize) -> Option<&Retired> {
-        let at = self.head.checked_add(offset)?;
-        let at = if at >= self.buf.len() { at.checked_sub(self.buf.len())? } else { at };
-        if offset < self.buf.len() {
-            self.buf.get(at)
-        } else {
-            None
+        let len = self.buf.len();
+        if offset >= len {
+            return None;
         }
+        // Both below `len`: their sum wraps past the end at most once.
+        let at = self.head.checked_add(offset)?;
+        self.buf.get(if at >= len { at.wrapping_sub(len) } else { at })
     }
 
     pub fn front(&self) -> Option<&Retired> {

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 
 use crate::kernel::{shift, Ctx, Kernel};
 use crate::model::{key, OrderLoc, Retired};
 use crate::num;
 use crate::pb::{OrderPurpose, Side, SlotState, TransitionCause};
+use crate::text::Id;
 
 impl Kernel {
     /// The order is finished: retire it and settle the slot's state.
@@ -76,10 +78,7 @@ impl Kernel {
         // state as pop + push, without moving any entry.
         if retired.len() == memory {
             if let Some(oldest) = retired.oldest_mut() {
-                orders.remove(&oldest.number);
-                if let Some(venue_id) = &oldest.venue_order_id {
-                    venue_ids.remove(key(venue_id));
-                }
+                forget(orders, venue_ids, oldest);
                 *retired_base = retired_base.saturating_add(1);
                 let number = retired_base.saturating_add((memory as u64).saturating_sub(1));
                 if let Some(loc) = orders.get_mut(&entry.number) {
@@ -104,10 +103,7 @@ impl Kernel {
         if memory > 0 {
             while retired.len() >= memory {
                 let Some(old) = retired.pop_front() else { break };
-                orders.remove(&old.number);
-                if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(key(venue_id));
-                }
+                forget(orders, venue_ids, &old);
                 *retired_base = retired_base.saturating_add(1);
             }
         }
@@ -119,10 +115,7 @@ impl Kernel {
         let excess = retired.len().saturating_sub(cfg.retired_order_memory as usize);
         if excess > 0 {
             for old in retired.iter().take(excess) {
-                orders.remove(&old.number);
-                if let Some(venue_id) = &old.venue_order_id {
-                    venue_ids.remove(key(venue_id));
-                }
+                forget(orders, venue_ids, old);
             }
             // Dropped in place.
             retired.ordered().drain(..excess);
@@ -136,11 +129,20 @@ impl Kernel {
     }
 }
 
+/// Drops a retired order being evicted from the indexes: its number and
+/// venue id no longer route events.
+#[inline(always)]
+fn forget(orders: &mut FxHashMap<u64, OrderLoc>, venue_ids: &mut FxHashMap<Id, u64>, old: &Retired) {
+    orders.remove(&old.number);
+    if let Some(venue_id) = &old.venue_order_id {
+        venue_ids.remove(key(venue_id));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pb::OrderStatus;
-    use crate::text::Id;
 
     fn entry(number: u64) -> Retired {
         let id = |text: String| Id::from(text.as_str());

@@ -120,14 +120,11 @@ impl Kernel {
             }
         }
         if order.seen_event_ids.contains(&event.event_id) {
-            let message = format!(
-                "venue event {} was already applied to {}",
-                event.event_id,
-                order.client_order_id(&self.cfg.kernel_id)
-            );
+            let cid = order.client_order_id(&self.cfg.kernel_id);
+            let message = format!("venue event {} was already applied to {cid}", event.event_id);
             let anomaly = Anomaly::new(AnomalyKind::DuplicateEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id(&self.cfg.kernel_id))
+                .order(&cid)
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::DuplicateEvent, message).with(anomaly));
         }
@@ -305,14 +302,11 @@ impl Kernel {
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         let learns_id = order.venue_order_id.is_none() && event.venue_order_id.is_some();
         if !learns_id {
-            let message = format!(
-                "ack for {} which is already {}",
-                order.client_order_id(&self.cfg.kernel_id),
-                order.status.as_str_name()
-            );
+            let cid = order.client_order_id(&self.cfg.kernel_id);
+            let message = format!("ack for {cid} which is already {}", order.status.as_str_name());
             let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id(&self.cfg.kernel_id))
+                .order(&cid)
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
         }
@@ -326,16 +320,16 @@ impl Kernel {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         if !order.fills.filled.is_zero() || !matches!(order.status, OrderStatus::PendingNew | OrderStatus::Accepted) {
+            let cid = order.client_order_id(&self.cfg.kernel_id);
             let message = format!(
-                "venue rejected {} which is {} with {} filled; not applied",
-                order.client_order_id(&self.cfg.kernel_id),
+                "venue rejected {cid} which is {} with {} filled; not applied",
                 order.status.as_str_name(),
                 num::to_text(order.fills.filled)
             );
             return Err(Reject::new(DiagnosticCode::StateConflict, message.clone()).with(
                 Anomaly::new(AnomalyKind::StateConflict, message)
                     .slot(slot.id, slot.trade_id.as_ref())
-                    .order(&order.client_order_id(&self.cfg.kernel_id))
+                    .order(&cid)
                     .event(&event.event_id)
                     .reconcile(),
             ));
@@ -546,11 +540,11 @@ impl Kernel {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
         if !order.cancel_requested {
-            let message =
-                format!("cancel reject for {} with no cancel pending", order.client_order_id(&self.cfg.kernel_id));
+            let cid = order.client_order_id(&self.cfg.kernel_id);
+            let message = format!("cancel reject for {cid} with no cancel pending");
             let anomaly = Anomaly::new(AnomalyKind::StaleEvent, message.clone())
                 .slot(slot.id, slot.trade_id.as_ref())
-                .order(&order.client_order_id(&self.cfg.kernel_id))
+                .order(&cid)
                 .event(&event.event_id);
             return Err(Reject::new(DiagnosticCode::StaleEvent, message).with(anomaly));
         }
@@ -574,17 +568,17 @@ impl Kernel {
     fn on_unknown_status(&mut self, cx: &mut Ctx<'_>, index: usize, event: &VenueEvent) -> Step {
         let slot = self.slots.get(index).ok_or_else(|| Reject::new(DiagnosticCode::SlotNotFound, "slot vanished"))?;
         let Some(order) = slot.order.as_ref() else { return Ok(()) };
+        let cid = order.client_order_id(&self.cfg.kernel_id);
         let anomaly = Anomaly::new(
             AnomalyKind::UnknownStatus,
             format!(
-                "venue reported status {:?} for {} which the adapter does not know; order left {} and queried",
+                "venue reported status {:?} for {cid} which the adapter does not know; order left {} and queried",
                 event.reason,
-                order.client_order_id(&self.cfg.kernel_id),
                 order.status.as_str_name()
             ),
         )
         .slot(slot.id, slot.trade_id.as_ref())
-        .order(&order.client_order_id(&self.cfg.kernel_id))
+        .order(&cid)
         .event(&event.event_id)
         .reconcile();
         // Commit: the event id (dedup) and nothing else about the order.
