@@ -64,9 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replay-records", type=int, default=1_000_000, help="journal size (default 1,000,000)")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the data directories (default TMPDIR)")
     parser.add_argument("--serve", choices=("empty", "venue"), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return serve_child(args.serve)
+        return serve_child(args.serve, args.data_dir)
     if args.concurrency < 1 or args.duration <= 0 or args.latency_intents < 10 or args.replay_records < 1000:
         parser.error("--concurrency >= 1, --duration > 0, --latency-intents >= 10, --replay-records >= 1000")
     configure_logging("pink-bench", "WARNING")

@@ -21,10 +21,10 @@ from services.common.proto import intent_pb2, kernel_service_pb2, kernel_service
 from tests.kernel.helpers import BTC, enter, exit_intent, mark_price
 
 
-def empty_caller(channel: grpc.aio.Channel) -> Caller:
-    """The empty unary RPC of the floor's server."""
+def empty_caller(channel: grpc.aio.Channel, name: str = EMPTY_METHOD) -> Caller:
+    """The empty unary RPC of the floor's server (or its durable twin, ``DURABLE_METHOD``)."""
     method = channel.unary_unary(
-        EMPTY_METHOD,
+        name,
         request_serializer=empty_pb2.Empty.SerializeToString,
         response_deserializer=empty_pb2.Empty.FromString,
     )

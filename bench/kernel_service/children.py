@@ -21,6 +21,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 
+from bench.kernel_service.durable import DURABLE_NAME, durable_handler, durable_service
 from bench.kernel_service.floor import serve_empty
 from bench.kernel_service.settings import START_TIMEOUT, BenchError
 from bench.kernel_service.stats import process_cpu_seconds
@@ -122,8 +123,10 @@ class Children:
         self._children: list[Child] = []
 
     async def serve(self, kind: str) -> tuple[Child, int]:
-        """A ``--serve kind`` child of this package and its port."""
+        """A ``--serve kind`` child of this package and its port (the empty server's journal in the work dir)."""
         args = [sys.executable, "-m", "bench.kernel_service", "--serve", kind]
+        if kind == "empty":
+            args += ["--data-dir", str(self.work / f"durable-{len(self._children)}")]
         child = await Child.spawn(kind, args, self.work / f"{kind}-{len(self._children)}.log", port_line=True)
         self._children.append(child)
         return child, await child.read_port(START_TIMEOUT)
@@ -207,8 +210,18 @@ async def _serve_venue(stop: asyncio.Event) -> None:
     await venue.stop()
 
 
-def serve_child(kind: str) -> int:
-    """Entry point of a ``--serve`` child (``empty`` or ``venue``): serve until SIGTERM/SIGINT."""
+async def _serve_empty(stop: asyncio.Event, data_dir: Path) -> None:
+    async with durable_service(data_dir) as group:
+        await serve_empty(stop, {DURABLE_NAME: durable_handler(group)})
+
+
+def serve_child(kind: str, data_dir: Path | None) -> int:
+    """Entry point of a ``--serve`` child (``empty`` or ``venue``): serve until SIGTERM/SIGINT.
+
+    The empty server's durable method journals in ``data_dir``.
+    """
+    if kind not in ("empty", "venue") or (kind == "empty") != (data_dir is not None):
+        raise BenchError(f"--serve {kind}: a --data-dir is needed by the empty server and only by it")
     configure_logging(f"pink-bench-{kind}", "INFO")
 
     async def main() -> None:
@@ -216,7 +229,10 @@ def serve_child(kind: str) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await (serve_empty(stop) if kind == "empty" else _serve_venue(stop))
+        if data_dir is None:
+            await _serve_venue(stop)
+        else:
+            await _serve_empty(stop, data_dir)
 
     asyncio.run(main())
     return 0

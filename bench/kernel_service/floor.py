@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,21 +39,30 @@ async def _empty_call(request: empty_pb2.Empty, context: grpc.aio.ServicerContex
     return empty_pb2.Empty()
 
 
-def _add_empty_service(servicer: object, server: grpc.aio.Server) -> None:
-    handler = grpc.unary_unary_rpc_method_handler(
-        _empty_call,
-        request_deserializer=empty_pb2.Empty.FromString,
-        response_serializer=empty_pb2.Empty.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EMPTY_SERVICE, {"Call": handler}),))
+def _empty_service(
+    more: Mapping[str, grpc.RpcMethodHandler[Any, Any]],
+) -> Callable[[object, grpc.aio.Server], None]:
+    def add(servicer: object, server: grpc.aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(
+            _empty_call,
+            request_deserializer=empty_pb2.Empty.FromString,
+            response_serializer=empty_pb2.Empty.SerializeToString,
+        )
+        handlers = {"Call": handler, **more}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EMPTY_SERVICE, handlers),))
+
+    return add
 
 
-async def serve_empty(stop: asyncio.Event) -> None:
-    """The floor's server: GrpcServer with the kernel's interceptors, health and reflection, one empty method."""
+async def serve_empty(stop: asyncio.Event, more: Mapping[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
+    """The floor's server: GrpcServer with the kernel's interceptors, health and reflection, the empty method.
+
+    ``more`` adds methods to the same service (the durable empty RPC).
+    """
     provider = setup_tracing("pink-bench-empty", "0")
     server = GrpcServer(
         load_settings(ServiceSettings, port=0),
-        [ServiceBinding(EMPTY_SERVICE, _add_empty_service, object())],
+        [ServiceBinding(EMPTY_SERVICE, _empty_service(more), object())],
         interceptors=server_interceptors(provider),
         logger=log,
     )

@@ -17,6 +17,7 @@ import grpc.aio
 
 from bench.kernel_service.callers import IntentCaller, empty_caller, mark_caller, read_caller
 from bench.kernel_service.children import Child, Children, channel, free_port, wait_serving
+from bench.kernel_service.durable import DURABLE_METHOD
 from bench.kernel_service.floor import fsync_floor, fsync_floor_threaded
 from bench.kernel_service.settings import (
     ISOLATED_INTENTS,
@@ -42,10 +43,13 @@ class LiveResults:
     fsync_paced: Latency
     empty_c1_paced: Load
     empty_c1: Load
+    #: The empty RPC made durable (one journal append, group commit): any Python handler's floor.
+    durable_c1: Load
     read_c1: Load
     intent_c1: Load
     intent_c1_isolated: Load
     empty_load: Load
+    durable_load: Load
     mark_load: Load
     intent_load: Load
     #: Records and mean record bytes of the concurrency-1 kernel's journal.
@@ -117,12 +121,14 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
     concurrency = options.concurrency
     async with channel(empty_port) as empty_channel:
         empty_call = empty_caller(empty_channel)
+        durable_call = empty_caller(empty_channel, DURABLE_METHOD)
 
         service = await KernelUnderTest.start(children, work / "c1", LATENCY_SLOTS)
         cpu = service.cpu(empty)
         count = options.latency_intents
         intents = IntentCaller(service.channel, [range(LATENCY_SLOTS)], "l")
         empty_c1 = await measure_load("empty c1", empty_call, cpu, concurrency=1, warmup=count // 5, calls=count)
+        durable_c1 = await measure_load("durable c1", durable_call, cpu, concurrency=1, warmup=count // 5, calls=count)
         read_c1 = await measure_load(
             "read c1", read_caller(service.channel), cpu, concurrency=1, warmup=count // 5, calls=count // 2
         )
@@ -164,6 +170,9 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
         empty_load = await measure_load(
             "empty load", empty_call, cpu, concurrency=concurrency, seconds=options.duration
         )
+        durable_load = await measure_load(
+            "durable load", durable_call, cpu, concurrency=concurrency, seconds=options.duration
+        )
         # Before the intents, with no slot open: the kernel's write path without venue traffic.
         mark_load = await measure_load(
             "mark load",
@@ -192,10 +201,12 @@ async def run_live(options: Options, children: Children, work: Path) -> LiveResu
         fsync_paced=fsync_paced,
         empty_c1_paced=empty_c1_paced,
         empty_c1=empty_c1,
+        durable_c1=durable_c1,
         read_c1=read_c1,
         intent_c1=intent_c1,
         intent_c1_isolated=isolated,
         empty_load=empty_load,
+        durable_load=durable_load,
         mark_load=mark_load,
         intent_load=intent_load,
         live_records=live_records,

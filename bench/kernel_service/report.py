@@ -92,6 +92,21 @@ def _cpu_bound(empty: Load, intents: Load) -> dict[str, float]:
     }
 
 
+def _durable_json(live: LiveResults, floor_us: float) -> dict[str, object]:
+    """The empty RPC made durable: the best ratios any handler on this stack and journal could reach."""
+    c1, load, empty = live.durable_c1, live.durable_load, live.empty_load
+    return {
+        "c1": _load_json(c1),
+        "c1_ratio_p50_to_floor": _ratio(c1.latency.p50_us, floor_us),
+        "load": _load_json(load),
+        "load_ratio_throughput": _ratio(load.per_second, empty.per_second),
+        "load_ratio_p99": _ratio(load.latency.p99_us, empty.latency.p99_us),
+        "note": "the floor server's empty method plus one journal append per call (services.kernel.journal, "
+        "fsync on, calls queued during a sync share the next one): no validation, no kernel, no venue "
+        "traffic; what a durable answer costs any Python handler on this stack (informational)",
+    }
+
+
 def _live_json(live: LiveResults) -> dict[str, object]:
     floor_us = live.empty_c1.latency.p50_us + live.fsync.p50_us
     paced_floor_us = live.empty_c1_paced.latency.p50_us + live.fsync_paced.p50_us
@@ -144,6 +159,7 @@ def _live_json(live: LiveResults) -> dict[str, object]:
             "p99_met": p99_ratio <= TARGET_P99_RATIO,
             "cpu_bound": _cpu_bound(empty_load, intent_load),
         },
+        "durable_empty": _durable_json(live, floor_us),
         "live_journal": {"records": live.live_records, "record_mean_bytes": round(live.live_record_bytes, 1)},
     }
 
@@ -255,6 +271,26 @@ def _bound_lines(bound: dict[str, Any]) -> list[str]:
     ]
 
 
+def _durable_c1_lines(durable: dict[str, Any]) -> list[str]:
+    return [
+        (
+            f"durable empty RPC c=1 (journal append, no kernel): {_lat(durable['c1'])}  p50/floor "
+            f"{durable['c1_ratio_p50_to_floor']:.2f}; CPU us per call: {_cpu(durable['c1'])}"
+        )
+    ]
+
+
+def _durable_load_lines(durable: dict[str, Any], concurrency: int) -> list[str]:
+    load = durable["load"]
+    return [
+        (
+            f"durable empty RPC c={concurrency}:   {load['per_second']:7.0f}/s  {_lat(load)}  throughput ratio "
+            f"{durable['load_ratio_throughput']:.2f}, p99 ratio {durable['load_ratio_p99']:.2f}; CPU us per call: "
+            f"{_cpu(load)}"
+        )
+    ]
+
+
 def render(doc: dict[str, Any]) -> list[str]:
     """The readable summary of :func:`to_json`'s document."""
     floor, c1, isolated = doc["floor"], doc["submit_intent_c1"], doc["submit_intent_c1_isolated"]
@@ -284,7 +320,9 @@ def render(doc: dict[str, Any]) -> list[str]:
             f"{paced['fsync']['p50_us']:.0f} us; floor p50 {paced['floor_p50_us']:.0f} us; isolated p50/paced floor "
             f"{isolated['ratio_p50_to_paced_floor']:.2f}"
         ),
+        *_durable_c1_lines(doc["durable_empty"]),
         f"empty RPC c={concurrency}:           {empty_load['per_second']:7.0f}/s  {_lat(empty_load)}",
+        *_durable_load_lines(doc["durable_empty"], concurrency),
         (
             f"SubmitIntent c={concurrency}:        {intent_load['per_second']:7.0f}/s  {_lat(intent_load)}  "
             f"({intent_load['not_ready_refusals']} not-ready refusals{_waits(intent_load)})"
