@@ -29,8 +29,10 @@ Durability and recovery:
   new segment when it would push the current one past ``segment_bytes`` (so a segment exceeds
   ``segment_bytes`` only when a single batch, e.g. one large record, does; it then has the
   segment to itself). Creating a segment adds one directory fsync, so its name is as durable as
-  its data. An I/O error while committing leaves the journal unusable until it is reopened
-  (recovery then decides what is durable).
+  its data. An append called while earlier ones are still syncing is framed after them and
+  written after them; each batch joins the segments when the thread reports it durable, in
+  order. An I/O error while committing leaves the journal unusable until it is reopened
+  (recovery then decides what is durable; the thread writes nothing after a failed batch).
 * ``open`` validates every frame. A torn or corrupt tail of the *last* segment (an incomplete
   frame, or bad checksums with no valid record after them) can only be a write that never
   returned, so it is truncated at the last good record and logged at WARNING. Anything else
@@ -74,6 +76,19 @@ __all__ = ["Journal", "JournalError", "RecoveryReport", "Snapshot"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    """One batch with the writer thread: what it adds to the segments once it is durable."""
+
+    done: asyncio.Future[None]
+    first: int
+    last: int
+    size: int
+    index: list[tuple[int, int]]
+    next_index: int
+    new_segment: Path | None
 
 
 @dataclass(frozen=True)
@@ -169,11 +184,19 @@ class Journal:
         self._firsts = [segment.first for segment in self._segments]
         self._writer = recovered.writer
         self._wake = socket.socket(fileno=self._writer.wake_fd())
-        self._written: dict[int, asyncio.Future[None]] = {}
         self._last = recovered.report.last_sequence
+        #: Batches with the writer thread, by ticket (submission order), and the tail they leave.
+        self._in_flight: dict[int, _Commit] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        tail = self._segments[-1] if self._segments else None
+        self._tail_last = self._last
+        self._tail_exists = tail is not None
+        self._tail_size = 0 if tail is None else tail.size
+        self._tail_next_index = 0 if tail is None else tail.next_index
         self._report = recovered.report
         self._consumers: dict[str, int] = recovered.consumers
-        self._append_lock = asyncio.Lock()
+        self._segments_lock = asyncio.Lock()  # compaction against close
         self._meta_lock = asyncio.Lock()  # snapshots, consumer cursors, compaction
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -253,51 +276,46 @@ class Journal:
     # ------------------------------------------------------------------------- append
 
     async def append(self, records: Sequence[tuple[int, bytes]]) -> None:
-        """Group commit: write ``records`` (``last_sequence + 1``, ``+ 2``, ...) with one write and one fsync."""
+        """Group commit: write ``records`` with one write and one fsync; returns once they are durable.
+
+        ``records`` continue the journal: ``last_sequence + 1``, ``+ 2``... or, while earlier
+        appends are still syncing, the sequence after theirs. Appends are written in the order
+        they are called. The batch is handed to the writer thread before this first suspends, and
+        the journal's state follows the files whether or not the caller is still waiting:
+        cancelling the caller never leaves them apart.
+        """
         self._check_usable()
         if records:
-            await self._run_to_completion(self._append(list(records)))
+            await self._submit(records)
 
-    async def _append(self, records: list[tuple[int, bytes]]) -> None:
-        async with self._append_lock:
-            self._check_usable()
-            first = self._last + 1
-            current = self._segments[-1] if self._segments else None
-            size = sum(len(payload) for _, payload in records) + seg.FRAME_SIZE * len(records)  # exact
-            rotate = current is None or (current.size > 0 and current.size + size > self._segment_bytes)
-            base = 0 if rotate or current is None else current.size
-            next_index = 0 if rotate or current is None else current.next_index
-            buf, index, next_index = seg.encode_batch(records, first, base, next_index)
-            new_path = self._segments_dir / seg.segment_name(first) if rotate else None
-            try:
-                await self._write(buf, new_path)
-            except (OSError, RuntimeError) as exc:  # the writer's OS error; RuntimeError: writer closed
-                self._failure = f"append of records {first}..{first + len(records) - 1} failed: {exc}"
-                logger.exception("journal %s: %s; reopen to recover", self._dir, self._failure)
-                raise JournalError(self._failure) from exc
-            if new_path is not None:
-                current = seg.Segment(first=first, path=new_path, last=first - 1, size=0)
-                self._segments.append(current)
-                self._firsts.append(first)
-            if current is None:  # unreachable: a missing segment always rotates; narrows the type
-                raise JournalError("internal error: no current segment after a commit")
-            for seq, offset in index:
-                current.index_seqs.append(seq)
-                current.index_offsets.append(offset)
-            current.next_index = next_index
-            current.size += len(buf)
-            current.last = first + len(records) - 1
-            self._last = current.last
-
-    def _write(self, buf: bytes, new_segment: Path | None) -> asyncio.Future[None]:
-        """One batch to the writer thread: written (to ``new_segment`` if given) and synced when done."""
-        ticket = self._writer.submit(buf, new_segment, self._fsync)
+    def _submit(self, records: Sequence[tuple[int, bytes]]) -> asyncio.Future[None]:
+        """Frames ``records`` after the last submitted batch and queues them; the future is their commit."""
+        first = self._tail_last + 1
+        size = sum(len(payload) for _, payload in records) + seg.FRAME_SIZE * len(records)  # exact
+        rotate = not self._tail_exists or (self._tail_size > 0 and self._tail_size + size > self._segment_bytes)
+        base = 0 if rotate else self._tail_size
+        buf, index, next_index = seg.encode_batch(records, first, base, 0 if rotate else self._tail_next_index)
+        new_path = self._segments_dir / seg.segment_name(first) if rotate else None
+        last = first + len(records) - 1
+        try:
+            ticket = self._writer.submit(buf, new_path, self._fsync)
+        except RuntimeError as exc:  # the writer thread is closed or gone
+            self._failure = f"append of records {first}..{last} could not be queued: {exc}"
+            logger.exception("journal %s: %s; reopen to recover", self._dir, self._failure)
+            raise JournalError(self._failure) from exc
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._written[ticket] = done
+        self._in_flight[ticket] = _Commit(done, first, last, len(buf), index, next_index, new_path)
+        self._idle.clear()
+        self._tail_last, self._tail_size, self._tail_next_index, self._tail_exists = (
+            last,
+            base + len(buf),
+            next_index,
+            True,
+        )
         return done
 
     def _collect_written(self) -> None:
-        """Reader callback of ``_wake``: resolves the batches the writer thread has finished."""
+        """Reader callback of ``_wake``: applies the batches the writer thread has finished, in order."""
         while True:  # one byte per finished batch; drained until the socket is empty
             try:
                 if not self._wake.recv(4096):
@@ -305,15 +323,41 @@ class Journal:
             except BlockingIOError:
                 break
         for ticket, error in self._writer.completed():
-            done = self._written.pop(ticket, None)
-            if done is None:
-                logger.error("journal %s: the writer finished batch %d that nobody waits for", self._dir, ticket)
-            elif done.done():
-                continue  # cancelled: the append's own task went away (loop shutdown)
-            elif error is None:
-                done.set_result(None)
+            commit = self._in_flight.pop(ticket, None)
+            if commit is None:
+                logger.error("journal %s: the writer finished batch %d that nobody submitted", self._dir, ticket)
+                continue
+            if error is None and self._failure is None:
+                self._apply(commit)
+            elif self._failure is None:
+                # The writer refuses every later batch unwritten: the files end at this one's
+                # start or somewhere inside it, and only a reopen (recovery) may decide where.
+                self._failure = f"append of records {commit.first}..{commit.last} failed: {error}"
+                logger.error("journal %s: %s; reopen to recover", self._dir, self._failure, exc_info=error)
+            if commit.done.done():
+                continue  # its caller was cancelled; the journal's state is still up to date
+            if self._failure is None:
+                commit.done.set_result(None)
             else:
-                done.set_exception(error)
+                commit.done.set_exception(JournalError(self._failure))
+        if not self._in_flight:
+            self._idle.set()
+
+    def _apply(self, commit: _Commit) -> None:
+        """A durable batch joins the segments (a new one if it was written to a new file)."""
+        if commit.new_segment is not None:
+            self._segments.append(
+                seg.Segment(first=commit.first, path=commit.new_segment, last=commit.first - 1, size=0)
+            )
+            self._firsts.append(commit.first)
+        current = self._segments[-1]
+        for sequence, offset in commit.index:
+            current.index_seqs.append(sequence)
+            current.index_offsets.append(offset)
+        current.next_index = commit.next_index
+        current.size += commit.size
+        current.last = commit.last
+        self._last = commit.last
 
     # ------------------------------------------------------------------------- reads
 
@@ -499,7 +543,7 @@ class Journal:
             if snapshot is None:
                 return 0
             bound = min([snapshot.sequence, *self._consumers.values()])
-            async with self._append_lock:
+            async with self._segments_lock:
                 count = 0
                 while count < len(self._segments) - 1 and self._segments[count].last <= bound:
                     count += 1
@@ -538,8 +582,9 @@ class Journal:
         if self._tasks:
             # Their outcome already went to their callers (or was logged): only wait for them here.
             await asyncio.wait(list(self._tasks))
-        async with self._append_lock:
-            # Idle: every batch was collected before its append returned.
+        # Batches whose callers were cancelled are still with the writer thread: collect them.
+        await self._idle.wait()
+        async with self._segments_lock:
             asyncio.get_running_loop().remove_reader(self._wake.fileno())
             await asyncio.to_thread(self._writer.close)
             self._wake.close()
