@@ -127,6 +127,8 @@ class Adapter:
         )
         # (receive time in ms, message): the receive time is taken when the stream delivers it.
         self._updates: asyncio.Queue[tuple[int, Mapping[str, Any]]] = asyncio.Queue()
+        # The gap-fill run the latest (re)connect of the user stream asked for.
+        self._connect_gap_fill = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ life cycle
@@ -156,6 +158,10 @@ class Adapter:
         """Until the user stream is connected and a first gap-fill has run (what it missed is in the log)."""
         await self.user_stream.connected.wait()
         await self.gap_fill.run("startup")
+
+    async def wait_caught_up(self) -> None:
+        """Until the gap-fill the latest (re)connect asked for has completed: what the stream missed is logged."""
+        await self.gap_fill.wait_completed(self._connect_gap_fill)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -203,7 +209,7 @@ class Adapter:
     # ------------------------------------------------------------------ user stream
 
     def _connected(self) -> None:
-        self.gap_fill.request("connect")
+        self._connect_gap_fill = self.gap_fill.request("connect")
 
     def _queue_update(self, message: Mapping[str, Any]) -> None:
         self._updates.put_nowait((_now_ms(), message))

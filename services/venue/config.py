@@ -67,6 +67,9 @@ class VenueSettings(ServiceSettings):
     keepalive_seconds: Seconds = 1800.0
     # No frame (BingX pings every 5 s) for this long: the connection is dead, reconnect.
     stream_idle_seconds: Seconds = 30.0
+    # Health (readiness) is withdrawn once the user stream has been down this long: without it
+    # fills and order updates go unseen. Long enough that an ordinary reconnect does not flap.
+    user_stream_grace_seconds: Seconds = 5.0
     reconnect_initial_seconds: Seconds = 0.2
     reconnect_max_seconds: Seconds = 30.0
     # Execution reports kept for resuming StreamExecutions.

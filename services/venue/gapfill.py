@@ -5,7 +5,9 @@ then a query of each order whose state the log does not match: open orders it ne
 acknowledged or whose filled quantity differs, orders with fills it has not finished, and
 orders it believes working that are no longer open. Whatever those queries find is appended
 to the execution log, which drops what it already holds. One run at a time: a request while a
-run is in flight shares that run.
+run is in flight shares that run. Runs are numbered as they start: :meth:`request` answers the
+number of the first run that starts after it, and :meth:`wait_completed` waits until that run
+(or a later one) has completed.
 """
 
 from __future__ import annotations
@@ -56,12 +58,24 @@ class GapFill:
         self._running: asyncio.Future[int] | None = None
         #: Completed runs (:meth:`wait_runs` waits on it).
         self.runs = 0
+        self._started = 0  # number of the newest run started
+        self._completed = 0  # number of the newest run completed
         self._ran = asyncio.Event()
 
-    def request(self, reason: str) -> None:
-        """Asks the loop for a run now (after a (re)connect)."""
+    def request(self, reason: str) -> int:
+        """Asks the loop for a run now (after a (re)connect); the number of the run that will serve it.
+
+        A run of the loop already in flight may have read too early: the loop runs again after
+        it (it clears the request before each run), and that next run is the one answered.
+        """
         self._reason = reason
         self._wanted.set()
+        return self._started + 1
+
+    async def wait_completed(self, number: int) -> None:
+        """Returns once run ``number`` (from :meth:`request`) or a later one has completed."""
+        while self._completed < number:
+            await self._ran.wait()
 
     async def wait_runs(self, count: int) -> None:
         """Returns once ``count`` runs have completed."""
@@ -89,6 +103,8 @@ class GapFill:
         return await asyncio.shield(self._running)
 
     async def _run(self, reason: str) -> int:
+        self._started += 1
+        number = self._started
         started = _now_ms()
         self._metrics.gap_fills.labels(reason).inc()
         opened = await self._client.get(OPEN_ORDERS)
@@ -115,6 +131,7 @@ class GapFill:
                 added += await self._query(facts.symbol, facts.client_order_id, facts.venue_order_id)
         self._since_ms = started
         self.runs += 1
+        self._completed = max(self._completed, number)
         ran, self._ran = self._ran, asyncio.Event()
         ran.set()
         log.info("gap_fill_done", reason=reason, added=added, open_orders=len(open_orders), fills=len(filled))

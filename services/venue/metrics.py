@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["VenueMetrics"]
 
@@ -10,7 +10,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 class VenueMetrics:
-    """Counters and histograms the adapter updates; served at /metrics."""
+    """Counters, gauges and histograms the adapter updates; served at /metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -38,6 +38,17 @@ class VenueMetrics:
         )
         self.reconnects = Counter(
             "pink_venue_stream_reconnects", "WebSocket reconnects by stream.", ["stream"], registry=registry
+        )
+        self.user_stream_connected = Gauge(
+            "pink_venue_user_stream_connected",
+            "1 while the user-data WebSocket (fills, order updates) is connected, else 0.",
+            registry=registry,
+        )
+        self.health_withdrawals = Counter(
+            "pink_venue_health_withdrawals",
+            "Times health (readiness) went NOT_SERVING while running, by reason (user_stream: down past the grace).",
+            ["reason"],
+            registry=registry,
         )
         self.gap_fill_events = Counter(
             "pink_venue_gap_fill_events",

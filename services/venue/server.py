@@ -1,15 +1,19 @@
 """Wiring of the venue service: settings, tracing, metrics, the adapter, gRPC.
 
 Start-up: the gRPC server starts NOT_SERVING; the adapter verifies the account (a signed read)
-and loads the instruments, then connects the user stream; only then SERVING. SIGTERM:
-NOT_SERVING, drain, stop the server (in-flight RPCs get their grace), stop the adapter's
-tasks and close its session, close the metrics endpoint, flush traces.
+and loads the instruments, then connects the user stream; only then SERVING. While running,
+health follows the user stream (:mod:`services.venue.readiness`): NOT_SERVING once it has been
+down longer than ``user_stream_grace_seconds``, SERVING again once it is back and gap-filled.
+SIGTERM: the readiness watcher stops, NOT_SERVING, drain, stop the server (in-flight RPCs get
+their grace), stop the adapter's tasks and close its session, close the metrics endpoint,
+flush traces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from services.venue.bingx.wire import WireError
 from services.venue.config import VenueSettings
 from services.venue.handlers import VenueServicer
 from services.venue.metrics import VenueMetrics
+from services.venue.readiness import UserStreamReadiness
 
 __all__ = ["SERVICE_NAME", "Ports", "serve"]
 
@@ -95,6 +100,17 @@ async def serve(
             return 0
         await server.set_serving(True)
         log.info("venue_serving", port=port, environment=settings.environment, epoch=adapter.executions.epoch)
+        readiness = UserStreamReadiness(
+            adapter.user_stream,
+            metrics,
+            caught_up=adapter.wait_caught_up,
+            set_serving=server.set_serving,
+            grace_seconds=settings.user_stream_grace_seconds,
+            stop=stop,
+        )
+        watcher = asyncio.create_task(readiness.run(), name="readiness-user-stream")
+        watcher.add_done_callback(functools.partial(_readiness_ended, stop))
+        stack.push_async_callback(_cancel_and_await, watcher)
         if on_ready is not None:
             on_ready(adapter)
         await run_until_signal(server, stop_event=stop, logger=log, on_stop=[adapter.stop])
@@ -121,6 +137,20 @@ async def _ready_unless_stopped(adapter: Adapter, stop: asyncio.Event) -> bool:
             loop.remove_signal_handler(sig)
     # Else the handlers stay until run_until_signal replaces them: a signal in between still stops.
     return succeeded
+
+
+def _readiness_ended(stop: asyncio.Event, watcher: asyncio.Task[None]) -> None:
+    """A readiness watcher that failed cannot vouch for SERVING any more: shut down (its error is raised at exit)."""
+    if watcher.cancelled() or watcher.exception() is None:
+        return
+    log.critical("venue_readiness_failed", error=repr(watcher.exception()), action="shutting down")
+    stop.set()
+
+
+async def _cancel_and_await(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task  # re-raises whatever made it fail
 
 
 async def _start_metrics(

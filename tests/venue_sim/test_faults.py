@@ -91,6 +91,28 @@ async def test_websocket_disconnects(client: SimClient) -> None:
 
 
 @pytest.mark.anyio
+async def test_user_stream_refused_until_the_fault_is_cleared(client: SimClient) -> None:
+    key = await client.listen_key()
+    market = await client.session.ws_connect(f"{client.base}/swap-market")  # market data is not refused
+    armed = await client.control("faults", {"ws_refuse_user": True})
+    assert armed["ws_refuse_user"] is True
+    for _ in range(2):  # every attempt, not just the next one
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.session.ws_connect(f"{client.base}/swap-market?listenKey={key}")
+        assert refused.value.status == 503
+    assert (await client.call("PUT", "/openApi/user/auth/userDataStream", {"listenKey": key})).status == 200
+    await client.control("faults", {"ws_refuse_user": False})
+    user = await client.session.ws_connect(f"{client.base}/swap-market?listenKey={key}")
+    await user.send_str("Ping")
+    assert decode_frame((await user.receive(timeout=5)).data) == "Pong"
+    await client.control("faults", {"ws_refuse_user": True})
+    await client.control("faults", method="DELETE")  # a reset clears it too
+    assert (await client.control("state", method="GET"))["faults"]["ws_refuse_user"] is False
+    await user.close()
+    await market.close()
+
+
+@pytest.mark.anyio
 async def test_duplicate_events(client: SimClient) -> None:
     ws = await _user_ws(client)
     await client.control("faults", {"duplicate_event_count": 1})

@@ -96,6 +96,8 @@ class FaultSettings(BaseModel):
     # User-stream connections are cut (TCP abort) just before an event, which they never get.
     ws_disconnect_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     ws_disconnect_count: int = Field(default=0, ge=0)
+    # While true, user-stream WebSocket handshakes are refused (HTTP 503): the stream stays down.
+    ws_refuse_user: bool = False
     fill_delay_ticks: int = Field(default=0, ge=0, le=1_000)
     cancel_fill_race_count: int = Field(default=0, ge=0)
     stale_read_count: int = Field(default=0, ge=0)

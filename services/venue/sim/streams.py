@@ -295,6 +295,9 @@ class StreamHub:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         """``GET /swap-market[?listenKey=...]``."""
         key = request.query.get("listenKey")
+        if key is not None and self._faults.settings.ws_refuse_user:
+            _log.info("ws_user_stream_refused_injected")
+            raise web.HTTPServiceUnavailable(text="user stream unavailable (fault ws_refuse_user)")
         if key is not None and not self.valid(key):
             raise web.HTTPNotFound(text="listenKey does not exist")
         ws = web.WebSocketResponse(autoping=True)

@@ -5,13 +5,17 @@ connection ends, delete the key, reconnect with exponential backoff. A ``listenK
 event (or a keepalive that finds the key gone) rotates to a new key at once, without backoff.
 The key is kept alive every ``keepalive_seconds`` while connected. ``on_connected`` runs after
 every (re)connect (the gap-fill); each ``ORDER_TRADE_UPDATE`` goes to ``on_order_update``
-(which must not block: it queues). The listenKey is a credential: it is never logged.
+(which must not block: it queues). ``connected`` and ``disconnected`` are the two states as
+events (exactly one is set; :attr:`down_since` is when the current outage began) and the
+``pink_venue_user_stream_connected`` gauge follows them. The listenKey is a credential: it is
+never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -53,6 +57,12 @@ class UserStream:
         self._idle = idle_seconds
         self._backoff = (backoff_initial, backoff_cap)
         self.connected = asyncio.Event()
+        #: Set while not connected (from construction until the first connection, and after each loss).
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
+        #: ``time.monotonic()`` when the current outage began (construction for the first); None while connected.
+        self.down_since: float | None = time.monotonic()
+        metrics.user_stream_connected.set(0)
         #: Successful connections so far (tests and benchmarks read it).
         self.connections = 0
         self.rotations = 0
@@ -84,7 +94,7 @@ class UserStream:
                 detail = str(error) if isinstance(error, StreamClosedError) else type(error).__name__
                 log.warning("user_stream_lost", error=detail, connections=self.connections)
             finally:
-                self.connected.clear()
+                self._mark_down()
             await self._delete_key(key)
             self._metrics.reconnects.labels("user").inc()
             if rotate:
@@ -95,6 +105,21 @@ class UserStream:
             failures += 1
             log.info("user_stream_reconnecting", delay_seconds=delay, failures=failures)
             await asyncio.sleep(delay)
+
+    def _mark_up(self) -> None:
+        self.down_since = None
+        self.disconnected.clear()
+        self.connected.set()
+        self._metrics.user_stream_connected.set(1)
+
+    def _mark_down(self) -> None:
+        """The connection ended (or never came up: then the outage simply goes on)."""
+        if not self.connected.is_set():
+            return
+        self.down_since = time.monotonic()
+        self.connected.clear()
+        self.disconnected.set()
+        self._metrics.user_stream_connected.set(0)
 
     async def _create_key(self) -> str:
         reply = await self._client.request("POST", LISTEN_KEY, signed=False)
@@ -108,7 +133,7 @@ class UserStream:
         session = self._client.session
         async with session.ws_connect(f"{self._ws_root}?listenKey={key}", autoping=True) as ws:
             self.connections += 1
-            self.connected.set()
+            self._mark_up()
             log.info("user_stream_connected", connections=self.connections)
             self._on_connected()
             gone = asyncio.Event()
