@@ -885,3 +885,22 @@ def test_a_failed_append_is_reported_and_the_journal_refuses_more(tmp_path: Path
         await journal.close()
 
     run(scenario())
+
+
+def test_appends_queued_behind_a_failed_one_fail_and_change_nothing(tmp_path: Path) -> None:
+    """Appends called before an earlier one is durable are written after it; when it fails, the
+    writer thread refuses them unwritten and each caller gets the journal's failure."""
+
+    async def scenario() -> None:
+        journal = await Journal.open(tmp_path, segment_bytes=1024)
+        await journal.append(records(1, 1))
+        shutil.rmtree(tmp_path / "segments")  # the next rotation cannot create its segment
+        failing = asyncio.ensure_future(journal.append([(2, b"x" * 2048)]))
+        behind = asyncio.ensure_future(journal.append(records(3, 2)))
+        outcomes = await asyncio.gather(failing, behind, return_exceptions=True)
+        assert [type(outcome) for outcome in outcomes] == [JournalError, JournalError]
+        assert all("append of records 2..2 failed" in str(outcome) for outcome in outcomes)
+        assert journal.last_sequence == 1
+        await journal.close()
+
+    run(scenario())
