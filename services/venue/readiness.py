@@ -53,15 +53,9 @@ class UserStreamReadiness:
 
     async def run(self) -> None:
         """Follows the stream (the service is SERVING when called) until ``stop`` is set; raises what fails."""
-        follow = asyncio.ensure_future(self._follow())
-        stopped = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({follow, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follow  # re-raises whatever made it fail
+        follow = await _until_either(self._follow(), self._stop.wait())
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow  # re-raises whatever made it fail
 
     async def _follow(self) -> None:
         stream = self._stream
@@ -85,13 +79,7 @@ class UserStreamReadiness:
         stream = self._stream
         while True:
             await stream.connected.wait()
-            caught_up = asyncio.ensure_future(self._caught_up())
-            dropped = asyncio.ensure_future(stream.disconnected.wait())
-            try:
-                await asyncio.wait({caught_up, dropped}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                caught_up.cancel()
-                dropped.cancel()
+            caught_up = await _until_either(self._caught_up(), stream.disconnected.wait())
             if caught_up.done() and not caught_up.cancelled():
                 caught_up.result()  # raises if the wait itself failed
                 if stream.connected.is_set():
@@ -126,3 +114,15 @@ class UserStreamReadiness:
             connections=self._stream.connections,
         )
         await self._set_serving(True)
+
+
+async def _until_either(main: Awaitable[None], other: Awaitable[object]) -> asyncio.Future[None]:
+    """Runs both until one of them finishes, then cancels both; returns ``main``'s future."""
+    main_done = asyncio.ensure_future(main)
+    other_done = asyncio.ensure_future(other)
+    try:
+        await asyncio.wait({main_done, other_done}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        main_done.cancel()
+        other_done.cancel()
+    return main_done
