@@ -38,13 +38,9 @@ impl OrderIds {
     /// Keeps the text only if it is of `kernel_id`'s orders (the same `Arc`:
     /// one pointer compare per outcome).
     #[inline(always)]
-    pub(super) fn kernel(&mut self, kernel_id: Option<&Id>) {
-        let same = match (&self.kernel_id, kernel_id) {
-            (Some(kept), Some(id)) => std::sync::Arc::ptr_eq(kept, id),
-            _ => false,
-        };
-        if !same {
-            self.kernel_id = kernel_id.cloned();
+    pub(super) fn kernel(&mut self, kernel_id: &Id) {
+        if !self.kernel_id.as_ref().is_some_and(|kept| std::sync::Arc::ptr_eq(kept, kernel_id)) {
+            self.kernel_id = Some(kernel_id.clone());
             self.len = 0;
             self.spill.clear();
         }
@@ -124,9 +120,9 @@ mod tests {
                     Some(prev) if number % 3 == 0 => u64::checked_add(prev, 1).unwrap_or(number),
                     _ => number,
                 };
-                let kernel_id = kernels.get(kernel).cloned();
-                ids.kernel(kernel_id.as_ref());
-                let expected = crate::model::order_id_text(kernel_id.as_deref().unwrap_or(""), number);
+                let Some(kernel_id) = kernels.get(kernel) else { continue };
+                ids.kernel(kernel_id);
+                let expected = crate::model::order_id_text(kernel_id, number);
                 proptest::prop_assert_eq!(ids.text(number), expected.as_bytes());
                 last = Some(number);
             }

@@ -455,8 +455,8 @@ fn anomaly(w: &mut Writer<'_>, a: &Anomaly) -> Room {
     w.bool(7, a.reconcile_needed)
 }
 
-fn outcome(w: &mut Writer<'_>, ids: &mut OrderIds, out: &Output) -> Room {
-    ids.kernel(out.kernel_id.as_ref());
+fn outcome(w: &mut Writer<'_>, ids: &mut OrderIds, kernel_id: &Id, out: &Output) -> Room {
+    ids.kernel(kernel_id);
     w.uint64(1, out.sequence)?;
     w.bool(2, out.accepted())?;
     w.int32(3, out.code as i32)?;
@@ -522,21 +522,22 @@ fn write_at(
     None
 }
 
-/// Writes the serialized `pink.v1.Outcome` of `out` into `buf` from `start`
-/// (see `write_at`); returns where it ends. Should the writer ever fail for
-/// another reason than room, prost writes the same bytes instead.
-/// `ids` is reused from the last outcome written.
-pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, ids: &mut OrderIds, start: usize) -> usize {
-    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, ids, out)) {
+/// Writes the serialized `pink.v1.Outcome` of `out`, an output of the kernel
+/// `kernel_id`, into `buf` from `start` (see `write_at`); returns where it
+/// ends. Should the writer ever fail for another reason than room, prost
+/// writes the same bytes instead. `ids` is reused from the last outcome written.
+pub(crate) fn outcome_at(out: &Output, kernel_id: &Id, buf: &mut Vec<u8>, ids: &mut OrderIds, start: usize) -> usize {
+    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, ids, kernel_id, out)) {
         return end;
     }
     buf.truncate(start);
-    prost::Message::encode(&crate::encode::outcome(out), buf).map_or(start, |()| buf.len())
+    prost::Message::encode(&crate::encode::outcome(out, kernel_id), buf).map_or(start, |()| buf.len())
 }
 
-/// Appends the serialized `pink.v1.Outcome` of `out` to `buf`.
-pub fn outcome_into(out: &Output, buf: &mut Vec<u8>) {
-    let end = outcome_at(out, buf, &mut OrderIds::default(), buf.len());
+/// Appends the serialized `pink.v1.Outcome` of `out`, an output of the
+/// kernel `kernel_id`, to `buf`.
+pub fn outcome_into(out: &Output, kernel_id: &Id, buf: &mut Vec<u8>) {
+    let end = outcome_at(out, kernel_id, buf, &mut OrderIds::default(), buf.len());
     buf.truncate(end);
 }
 
