@@ -251,9 +251,9 @@ pub fn kernel_account(kernel: &Kernel) -> pb::Account {
     account(kernel.account(), &kernel.config().settlement_asset, kernel.account_unrealized())
 }
 
-/// The `pink.v1.Outcome` of an output.
-pub fn outcome(out: &Output) -> pb::Outcome {
-    let kernel_id = out.kernel_id.as_deref().unwrap_or("");
+/// The `pink.v1.Outcome` of an output of the kernel `kernel_id` (outputs
+/// name orders by number; this id formats their client order ids).
+pub fn outcome(out: &Output, kernel_id: &str) -> pb::Outcome {
     pb::Outcome {
         sequence: out.sequence,
         accepted: out.accepted(),
@@ -286,11 +286,11 @@ pub fn view(kernel: &Kernel, slots: &[u32], with_account: bool, with_control: bo
     }
 }
 
-/// The serialized `pink.v1.Outcome` of an output (`outcome(out).encode_to_vec()`,
-/// written directly by `wire::outcome_into`).
-pub fn outcome_bytes(out: &Output) -> Vec<u8> {
+/// The serialized `pink.v1.Outcome` of an output of the kernel `kernel_id`
+/// (`outcome(out, kernel_id).encode_to_vec()`, written directly by `wire::outcome_into`).
+pub fn outcome_bytes(out: &Output, kernel_id: &Id) -> Vec<u8> {
     let mut bytes = Vec::new();
-    crate::wire::outcome_into(out, &mut bytes);
+    crate::wire::outcome_into(out, kernel_id, &mut bytes);
     bytes
 }
 

@@ -3,7 +3,6 @@
 //! fail. Time comes only from inputs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -250,10 +249,6 @@ impl Kernel {
             _ => input.time,
         };
         out.reset(next);
-        // Outputs name orders by number; the encoders format them with this id.
-        if !out.kernel_id.as_ref().is_some_and(|id| Arc::ptr_eq(id, &self.cfg.kernel_id)) {
-            out.kernel_id = Some(self.cfg.kernel_id.clone());
-        }
         let mut cx = Ctx { seq: next, now, out };
         let result = match input.payload {
             Payload::Intent(intent) => self.on_intent(&mut cx, intent),

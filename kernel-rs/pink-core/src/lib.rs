@@ -112,7 +112,7 @@ impl Kernel {
             }
         };
         // Written over the last outcome: the buffer is not cleared or zeroed again.
-        let end = wire::outcome_at(&out, &mut self.scratch.1, &mut self.scratch.3, 0);
+        let end = wire::outcome_at(&out, &self.cfg.kernel_id, &mut self.scratch.1, &mut self.scratch.3, 0);
         self.scratch.put_output(out);
         Ok(self.scratch.1.get(..end).unwrap_or_default())
     }
@@ -247,7 +247,7 @@ impl Kernel {
         let (true, Some(input)) = (record.sequence == expected, input) else { return Ok(None) };
         let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
-        let end = wire::outcome_at(&out, &mut self.scratch.1, &mut self.scratch.3, 0);
+        let end = wire::outcome_at(&out, &self.cfg.kernel_id, &mut self.scratch.1, &mut self.scratch.3, 0);
         self.scratch.1.truncate(end);
         self.scratch.put_output(out);
         if record.outcome == Some(self.scratch.1.as_slice()) {
@@ -263,7 +263,7 @@ impl Kernel {
                 })
             }
         };
-        let outcome = encode::outcome(self.scratch.output());
+        let outcome = encode::outcome(self.scratch.output(), &self.cfg.kernel_id);
         if recorded.as_ref() != Some(&outcome) {
             return Err(replay::diverged(expected, recorded.as_ref(), &outcome));
         }
@@ -283,7 +283,7 @@ impl Kernel {
             .map_err(|v| format!("journal record {expected}: input no longer validates: {v:?}"))?;
         let mut out = self.scratch.take_output();
         self.step_into(input, &mut out);
-        let outcome = encode::outcome(&out);
+        let outcome = encode::outcome(&out, &self.cfg.kernel_id);
         self.scratch.put_output(out);
         if Some(&outcome) != record.outcome.as_ref() {
             return Err(replay::diverged(expected, record.outcome.as_ref(), &outcome));

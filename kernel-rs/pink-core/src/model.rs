@@ -239,21 +239,17 @@ impl EventIds {
     #[inline(always)]
     pub fn insert(&mut self, id: Id) -> bool {
         // Ids usually arrive in increasing order: one comparison, then a
-        // push that needs no room.
-        if self.0.len() < self.0.capacity() && self.0.last().is_none_or(|last| **last < *id) {
+        // push (which grows the storage, out of line, only when it is full).
+        if self.0.last().is_none_or(|last| **last < *id) {
             self.0.push(id);
             return true;
         }
         self.insert_sorted(id)
     }
 
+    /// Adds `id`, which is not past the last id, where it sorts.
     #[inline(never)]
     fn insert_sorted(&mut self, id: Id) -> bool {
-        // Ids usually arrive in increasing order: one comparison, then a push.
-        if self.0.last().is_none_or(|last| **last < *id) {
-            self.0.push(id);
-            return true;
-        }
         match Self::search(&self.0, &id) {
             Ok(_) => false,
             Err(at) => {

@@ -26,9 +26,6 @@ pub struct Output {
     pub revalued_symbol: Option<Id>,
     pub account_changed: bool,
     pub control_changed: bool,
-    /// The kernel id that formats this output's order numbers as client
-    /// order ids ("<kernel_id>-<n>") when it is encoded; set by the kernel.
-    pub kernel_id: Option<Id>,
 }
 
 impl Output {
@@ -51,7 +48,6 @@ impl Output {
             revalued_symbol: None,
             account_changed: false,
             control_changed: false,
-            kernel_id: None,
         }
     }
 
@@ -97,11 +93,6 @@ impl Output {
             }
         }
         self.changed_slots.push(slot);
-    }
-
-    /// The client order id of order `number` of this output's kernel.
-    pub fn order_id(&self, number: u64) -> String {
-        crate::model::order_id_text(self.kernel_id.as_deref().unwrap_or(""), number)
     }
 }
 

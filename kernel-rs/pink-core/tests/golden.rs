@@ -30,8 +30,9 @@ impl SplitMix {
     }
 }
 
+/// Records an output of a testkit kernel (kernel id "tk").
 fn record(digest: &mut Sha256, out: &pink_core::output::Output) {
-    let bytes = pink_core::encode::outcome(out).encode_to_vec();
+    let bytes = pink_core::encode::outcome(out, "tk").encode_to_vec();
     digest.update((bytes.len() as u64).to_le_bytes());
     digest.update(bytes);
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use prost::Message;
 
 use pink_core::input::{Action, ControlChange, Fill, Intent, Payload, Reconcile, SlotTruth};
-use pink_core::model::{Instrument, OrderKind};
+use pink_core::model::{order_id_text, Instrument, OrderKind};
 use pink_core::output::{CommandBody, LedgerEntry, Output};
 use pink_core::pb::{
     self, AnomalyKind as A, DiagnosticCode as C, LedgerEntryKind as L, OrderPurpose, OrderSide, QueryReason, Side,
@@ -137,7 +137,7 @@ fn venue_ids_attach_to_the_order_the_event_names() {
     let out = drv.cancel(0, Some(OrderPurpose::Exit));
     ok(&out);
     let CommandBody::Cancel(cancel) = &out.commands[0].body else { panic!("expected CancelOrder") };
-    assert_eq!(*out.order_id(cancel.order_number), *exit);
+    assert_eq!(*order_id_text("tk", cancel.order_number), *exit);
     assert_eq!(cancel.venue_order_id, Some(exit_venue_id));
     // The other slot's order is reached by its own id, whatever slot 0 does.
     let out = drv.ack(1);
@@ -161,7 +161,7 @@ fn cancel_command_names_the_order_symbol_and_ids() {
     assert_eq!(out.commands.len(), 1);
     let command = &out.commands[0];
     let CommandBody::Cancel(cancel) = &command.body else { panic!("expected CancelOrder") };
-    assert_eq!((out.order_id(cancel.order_number), cancel.venue_order_id.clone()), (cid.to_string(), None));
+    assert_eq!((order_id_text("tk", cancel.order_number), cancel.venue_order_id.clone()), (cid.to_string(), None));
     assert_eq!(&*cancel.symbol, ETH);
     assert_ne!(cancel.symbol, trade, "never the trade id");
     assert_eq!(command.trade_id.as_ref(), Some(&trade));

@@ -113,7 +113,7 @@ fn mark_prices_update_unrealized_pnl() {
     ok(&out);
     assert!(out.account_changed);
     assert!(out.changed_slots.is_empty(), "a mark changes no slot version");
-    let outcome = pink_core::encode::outcome(&out);
+    let outcome = pink_core::encode::outcome(&out, "tk");
     assert_eq!(outcome.revalued_symbol, "BTC-USDT");
     assert!(outcome.account_changed);
     let touched = drv.kernel.touched_slots(&out);

@@ -45,7 +45,7 @@ fn journal(rounds: u32) -> (Kernel, Vec<Vec<u8>>, Kernel) {
             kernel_id: "tk".into(),
             sequence: out.sequence,
             input: Some(encode::input(input, "USDT")),
-            outcome: Some(encode::outcome(&out)),
+            outcome: Some(encode::outcome(&out, &kernel.config().kernel_id)),
             trace: None,
             record_time: None,
             post_state: pb::KernelView::decode(kernel.post_state_bytes().as_slice()).ok(),

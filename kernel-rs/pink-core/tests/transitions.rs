@@ -1,6 +1,7 @@
 //! Every slot transition, one named test each. Legacy flaw ids in brackets
 //! name the defect a test would catch if it came back.
 
+use pink_core::model::order_id_text;
 use pink_core::output::CommandBody;
 use pink_core::pb::{
     AnomalyKind as A, DiagnosticCode as C, OrderPurpose, OrderStatus, QueryReason, Side, SlotState as S,
@@ -17,8 +18,8 @@ fn enter_market_goes_pending_working_open() {
     assert_eq!(out.commands.len(), 1);
     let CommandBody::Place(place) = &out.commands[0].body else { panic!("expected PlaceOrder") };
     assert_eq!(place.quantity, d("0.01"));
-    assert_eq!(out.commands[0].idempotency_key("tk"), out.order_id(place.order_number));
-    assert_eq!(out.order_id(place.order_number), *drv.order_id(0));
+    assert_eq!(out.commands[0].idempotency_key("tk"), order_id_text("tk", place.order_number));
+    assert_eq!(order_id_text("tk", place.order_number), *drv.order_id(0));
     let out = drv.ack(0);
     assert_eq!(moves(&out), vec![(S::EntryPending, S::EntryWorking, T::OrderAccepted)]);
     let out = drv.fill_all(0, "100", "0.05");

@@ -4,6 +4,7 @@
 //! queried. Routed, checked and deduplicated like every other venue event.
 
 use pink_core::input::VenueEvent;
+use pink_core::model::order_id_text;
 use pink_core::output::{CommandBody, Output};
 use pink_core::pb::{
     AnomalyKind as A, DiagnosticCode as C, OrderStatus, QueryReason, Side, SlotState as S, VenueEventKind as K,
@@ -40,7 +41,7 @@ fn expect_unknown_handled(out: &Output, cid: &Id, event_id: &Id) {
     assert_eq!(out.commands.len(), 1);
     let CommandBody::Query(order, reason) = &out.commands[0].body else { panic!("expected QueryOrder") };
     assert_eq!(*reason, QueryReason::UnknownStatus);
-    assert_eq!(out.order_id(order.order_number), **cid);
+    assert_eq!(order_id_text("tk", order.order_number), **cid);
 }
 
 /// [H8] An UNKNOWN on a pending entry is not an ack: the slot stays pending, the

@@ -1,5 +1,5 @@
 //! Hand-written protobuf for the hot paths. Encoding: an `Output` as a
-//! `pink.v1.Outcome`, into a reused buffer. It writes exactly the bytes `encode::outcome(out).encode_to_vec()`
+//! `pink.v1.Outcome`, into a reused buffer. It writes exactly the bytes `encode::outcome(out, kernel_id).encode_to_vec()`
 //! writes (prost: fields in tag order, proto3 defaults omitted, `optional`
 //! fields written when set, packed repeated scalars), without building the
 //! intermediate messages and their strings. Decoding: the common inputs

@@ -10,7 +10,7 @@ use crate::text::Id;
 /// across outcomes; not state.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OrderIds {
-    /// The kernel id of `text` (`None`: nothing kept).
+    /// The kernel id `text` was formatted with (`None`: nothing kept).
     kernel_id: Option<Id>,
     number: u64,
     /// The text of `number`; `len` 0: none yet.
@@ -34,37 +34,47 @@ impl Default for Text64 {
 /// Longest kernel id whose order ids fit `OrderIds::text` (with '-' and 20 digits).
 const SHORT_KERNEL_ID: usize = 43;
 
+/// `OrderIds` naming the orders of one kernel (`OrderIds::of`).
+pub(super) struct KernelOrderIds<'a> {
+    ids: &'a mut OrderIds,
+    kernel_id: &'a str,
+}
+
 impl OrderIds {
-    /// Keeps the text only if it is of `kernel_id`'s orders (the same `Arc`:
-    /// one pointer compare per outcome).
+    /// The ids of `kernel_id`'s orders. The text kept from earlier outcomes
+    /// stays only if it is of the same kernel (the same `Arc`: one pointer
+    /// compare per outcome).
     #[inline(always)]
-    pub(super) fn kernel(&mut self, kernel_id: Option<&Id>) {
-        let same = match (&self.kernel_id, kernel_id) {
-            (Some(kept), Some(id)) => std::sync::Arc::ptr_eq(kept, id),
-            _ => false,
-        };
-        if !same {
-            self.kernel_id = kernel_id.cloned();
+    pub(super) fn of<'a>(&'a mut self, kernel_id: &'a Id) -> KernelOrderIds<'a> {
+        if !self.kernel_id.as_ref().is_some_and(|kept| std::sync::Arc::ptr_eq(kept, kernel_id)) {
+            self.kernel_id = Some(kernel_id.clone());
             self.len = 0;
             self.spill.clear();
         }
+        KernelOrderIds { ids: self, kernel_id }
     }
+}
 
+impl KernelOrderIds<'_> {
     /// The client order id of order `number`.
     #[inline(always)]
     pub(super) fn text(&mut self, number: u64) -> &[u8] {
-        if self.len == 0 || number != self.number {
-            self.format(number);
+        let ids = &mut *self.ids;
+        if ids.len == 0 || number != ids.number {
+            ids.format(self.kernel_id, number);
         }
-        match self.text.0.get(..self.len) {
-            Some(text) if self.spill.is_empty() => text,
-            _ => self.spill.as_bytes(),
+        match ids.text.0.get(..ids.len) {
+            Some(text) if ids.spill.is_empty() => text,
+            _ => ids.spill.as_bytes(),
         }
     }
+}
 
+impl OrderIds {
+    /// Keeps the text of order `number` of the kernel `kernel_id` (the kept
+    /// kernel id: `OrderIds::of` starts over for another).
     #[inline(never)]
-    fn format(&mut self, number: u64) {
-        let kernel_id = self.kernel_id.as_deref().unwrap_or("");
+    fn format(&mut self, kernel_id: &str, number: u64) {
         let prefix = kernel_id.len();
         if prefix > SHORT_KERNEL_ID {
             self.spill = crate::model::order_id_text(kernel_id, number);
@@ -124,10 +134,10 @@ mod tests {
                     Some(prev) if number % 3 == 0 => u64::checked_add(prev, 1).unwrap_or(number),
                     _ => number,
                 };
-                let kernel_id = kernels.get(kernel).cloned();
-                ids.kernel(kernel_id.as_ref());
-                let expected = crate::model::order_id_text(kernel_id.as_deref().unwrap_or(""), number);
-                proptest::prop_assert_eq!(ids.text(number), expected.as_bytes());
+                let Some(kernel_id) = kernels.get(kernel) else { continue };
+                let expected = crate::model::order_id_text(kernel_id, number);
+                let mut named = ids.of(kernel_id);
+                proptest::prop_assert_eq!(named.text(number), expected.as_bytes());
                 last = Some(number);
             }
         }

@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 
-use super::order_ids::OrderIds;
+use super::order_ids::{KernelOrderIds, OrderIds};
 use crate::model::{Nanos, OrderKind};
 use crate::num::Text;
 use crate::output::{Anomaly, Command, CommandBody, LedgerEntry, OrderRef, Output, Place, Transition};
@@ -158,12 +158,12 @@ impl Writer<'_> {
 
     /// The client order id of order `number`, "<kernel_id>-<number>".
     #[inline(always)]
-    fn order_id(&mut self, tag: u8, ids: &mut OrderIds, number: u64) -> Room {
+    fn order_id(&mut self, tag: u8, ids: &mut KernelOrderIds<'_>, number: u64) -> Room {
         self.bytes(tag, ids.text(number))
     }
 
     #[inline]
-    fn order_opt(&mut self, tag: u8, ids: &mut OrderIds, number: Option<u64>) -> Room {
+    fn order_opt(&mut self, tag: u8, ids: &mut KernelOrderIds<'_>, number: Option<u64>) -> Room {
         match number {
             Some(number) => self.order_id(tag, ids, number),
             None => Some(()),
@@ -356,7 +356,7 @@ fn put_digits(digits: &mut [u8; 64], at: usize, n: u64) -> Group {
     Group { count: 8_usize.wrapping_sub((x.trailing_zeros() >> 3) as usize), zeros: (x.leading_zeros() >> 3) as usize }
 }
 
-fn transition(w: &mut Writer<'_>, ids: &mut OrderIds, t: &Transition) -> Room {
+fn transition(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, t: &Transition) -> Room {
     w.uint32(1, t.slot)?;
     w.id(2, &t.trade_id)?;
     w.int32(3, t.from as i32)?;
@@ -375,7 +375,7 @@ fn kind_fields(kind: &OrderKind) -> (i32, Option<Decimal>, i32) {
     }
 }
 
-fn place(w: &mut Writer<'_>, ids: &mut OrderIds, p: &Place) -> Room {
+fn place(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, p: &Place) -> Room {
     let (order_type, limit_price, time_in_force) = kind_fields(&p.kind);
     w.order_id(1, ids, p.order_number)?;
     w.str(2, &p.symbol)?;
@@ -392,14 +392,14 @@ fn place(w: &mut Writer<'_>, ids: &mut OrderIds, p: &Place) -> Room {
     w.int32(11, p.position_side as i32)
 }
 
-fn order_ref(w: &mut Writer<'_>, ids: &mut OrderIds, r: &OrderRef) -> Room {
+fn order_ref(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, r: &OrderRef) -> Room {
     w.order_id(1, ids, r.order_number)?;
     w.id(2, &r.venue_order_id)?;
     w.str(3, &r.symbol)
 }
 
 /// Writes `Command::idempotency_key` without building the string.
-fn idempotency_key(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room {
+fn idempotency_key(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, c: &Command) -> Room {
     let (order, what) = match &c.body {
         CommandBody::Place(place) => return w.order_id(1, ids, place.order_number),
         CommandBody::Cancel(order) => (order, ":cancel:"),
@@ -416,7 +416,7 @@ fn idempotency_key(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room 
     Some(())
 }
 
-fn command(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room {
+fn command(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, c: &Command) -> Room {
     idempotency_key(w, ids, c)?;
     w.uint32(2, c.slot)?;
     w.id(3, &c.trade_id)?;
@@ -430,7 +430,7 @@ fn command(w: &mut Writer<'_>, ids: &mut OrderIds, c: &Command) -> Room {
     }
 }
 
-fn ledger(w: &mut Writer<'_>, ids: &mut OrderIds, e: &LedgerEntry) -> Room {
+fn ledger(w: &mut Writer<'_>, ids: &mut KernelOrderIds<'_>, e: &LedgerEntry) -> Room {
     w.uint64(1, e.ledger_sequence)?;
     w.int32(2, e.kind as i32)?;
     w.decimal(3, e.amount)?;
@@ -455,8 +455,8 @@ fn anomaly(w: &mut Writer<'_>, a: &Anomaly) -> Room {
     w.bool(7, a.reconcile_needed)
 }
 
-fn outcome(w: &mut Writer<'_>, ids: &mut OrderIds, out: &Output) -> Room {
-    ids.kernel(out.kernel_id.as_ref());
+fn outcome(w: &mut Writer<'_>, ids: &mut OrderIds, kernel_id: &Id, out: &Output) -> Room {
+    let ids = &mut ids.of(kernel_id);
     w.uint64(1, out.sequence)?;
     w.bool(2, out.accepted())?;
     w.int32(3, out.code as i32)?;
@@ -522,21 +522,22 @@ fn write_at(
     None
 }
 
-/// Writes the serialized `pink.v1.Outcome` of `out` into `buf` from `start`
-/// (see `write_at`); returns where it ends. Should the writer ever fail for
-/// another reason than room, prost writes the same bytes instead.
-/// `ids` is reused from the last outcome written.
-pub(crate) fn outcome_at(out: &Output, buf: &mut Vec<u8>, ids: &mut OrderIds, start: usize) -> usize {
-    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, ids, out)) {
+/// Writes the serialized `pink.v1.Outcome` of `out`, an output of the kernel
+/// `kernel_id`, into `buf` from `start` (see `write_at`); returns where it
+/// ends. Should the writer ever fail for another reason than room, prost
+/// writes the same bytes instead. `ids` is reused from the last outcome written.
+pub(crate) fn outcome_at(out: &Output, kernel_id: &Id, buf: &mut Vec<u8>, ids: &mut OrderIds, start: usize) -> usize {
+    if let Some(end) = write_at(buf, start, MAX_ROOM, |w| outcome(w, ids, kernel_id, out)) {
         return end;
     }
     buf.truncate(start);
-    prost::Message::encode(&crate::encode::outcome(out), buf).map_or(start, |()| buf.len())
+    prost::Message::encode(&crate::encode::outcome(out, kernel_id), buf).map_or(start, |()| buf.len())
 }
 
-/// Appends the serialized `pink.v1.Outcome` of `out` to `buf`.
-pub fn outcome_into(out: &Output, buf: &mut Vec<u8>) {
-    let end = outcome_at(out, buf, &mut OrderIds::default(), buf.len());
+/// Appends the serialized `pink.v1.Outcome` of `out`, an output of the
+/// kernel `kernel_id`, to `buf`.
+pub fn outcome_into(out: &Output, kernel_id: &Id, buf: &mut Vec<u8>) {
+    let end = outcome_at(out, kernel_id, buf, &mut OrderIds::default(), buf.len());
     buf.truncate(end);
 }
 

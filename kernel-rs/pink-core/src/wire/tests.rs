@@ -13,18 +13,19 @@ use crate::pb::{
 };
 use crate::testkit::alphabet::{Explorer, ALPHABET};
 use crate::testkit::{d, id};
+use crate::text::Id;
 
-fn same_as_prost(out: &Output) {
+fn same_as_prost(out: &Output, kernel_id: &Id) {
     let mut buf = vec![0xAA];
-    outcome_into(out, &mut buf);
-    assert_eq!(buf.get(1..), Some(crate::encode::outcome(out).encode_to_vec().as_slice()), "{out:?}");
+    outcome_into(out, kernel_id, &mut buf);
+    assert_eq!(buf.get(1..), Some(crate::encode::outcome(out, kernel_id).encode_to_vec().as_slice()), "{out:?}");
 }
 
 #[test]
 fn every_field_encodes_like_prost() {
     let long = "x".repeat(300);
+    let kernel_id = id("k");
     let mut out = Output::new(u64::MAX);
-    out.kernel_id = Some(id("k"));
     out.code = DiagnosticCode::ReconcileConflict;
     out.message = long.clone();
     out.violations = vec![Violation::new("a.b", long.clone()), Violation::new("", "")];
@@ -87,15 +88,15 @@ fn every_field_encodes_like_prost() {
     out.revalued_symbol = Some(id("ETH-USDT"));
     out.account_changed = true;
     out.control_changed = true;
-    same_as_prost(&out);
-    same_as_prost(&Output::default());
-    same_as_prost(&Output::new(1));
+    same_as_prost(&out, &kernel_id);
+    same_as_prost(&Output::default(), &kernel_id);
+    same_as_prost(&Output::new(1), &kernel_id);
     for time in [0, 1, 999_999_999, 1_000_000_000, i64::MAX, i64::MIN] {
         let mut entry = out.ledger.clone();
         if let Some(e) = entry.first_mut() {
             e.time = time;
         }
-        same_as_prost(&Output { ledger: entry, ..Output::default() });
+        same_as_prost(&Output { ledger: entry, ..Output::default() }, &kernel_id);
     }
 }
 
@@ -117,7 +118,7 @@ fn encoded_steps_write_what_prost_writes() {
     for (input, _) in &explorer.drv.history {
         let bytes = crate::encode::input(input, &asset).encode_to_vec();
         let written = kernel.step_encoded(&bytes).map(<[u8]>::to_vec);
-        let expected = crate::encode::outcome(kernel.output()).encode_to_vec();
+        let expected = crate::encode::outcome(kernel.output(), &kernel.config().kernel_id).encode_to_vec();
         assert_eq!(written, Ok(expected), "{input:?}");
         named += kernel.output().transitions.iter().filter(|t| t.order_number.is_some()).count();
     }
@@ -415,7 +416,7 @@ fn scenario_outputs_encode_like_prost() {
             let symbol = ALPHABET.get(next(ALPHABET.len())).copied().unwrap_or(ALPHABET[0]);
             let applied = explorer.apply(slot, symbol);
             assert!(applied.is_ok(), "{applied:?}");
-            same_as_prost(explorer.kernel().output());
+            same_as_prost(explorer.kernel().output(), &explorer.kernel().config().kernel_id);
         }
     }
 }
@@ -441,8 +442,8 @@ proptest::proptest! {
     /// limits, written into a buffer reused from a longer outcome.
     #[test]
     fn reused_buffer_encodes_like_prost(field in 0usize..300, description in 0usize..300, amount: i64, scale in 0u32..=28) {
+        let kernel_id = id("tk");
         let mut out = Output::new(5);
-        out.kernel_id = Some(id("tk"));
         out.violations = vec![Violation::new("f".repeat(field), "d".repeat(description))];
         out.ledger = vec![LedgerEntry {
             ledger_sequence: 1,
@@ -459,10 +460,10 @@ proptest::proptest! {
             symbol: Some(id(&"S".repeat(field / 2))),
         }];
         let mut buf = vec![0xAA; 2000];
-        let end = super::outcome::outcome_at(&out, &mut buf, &mut super::OrderIds::default(), 0);
-        let expected = crate::encode::outcome(&out).encode_to_vec();
+        let end = super::outcome::outcome_at(&out, &kernel_id, &mut buf, &mut super::OrderIds::default(), 0);
+        let expected = crate::encode::outcome(&out, &kernel_id).encode_to_vec();
         proptest::prop_assert_eq!(buf.get(..end), Some(expected.as_slice()));
-        same_as_prost(&out);
+        same_as_prost(&out, &kernel_id);
     }
 
     /// Order numbers are written as "<kernel_id>-<n>" by the fast writer
@@ -479,8 +480,8 @@ proptest::proptest! {
         kernel in "[a-z0-9]{0,40}",
         count: u32,
     ) {
+        let kernel_id = id(&kernel);
         let mut out = Output::new(3);
-        out.kernel_id = Some(id(&kernel));
         for (i, &n) in numbers.iter().enumerate() {
             out.transitions.push(Transition {
                 slot: 1,
@@ -524,9 +525,9 @@ proptest::proptest! {
                 symbol: None,
             });
         }
-        same_as_prost(&out);
+        same_as_prost(&out, &kernel_id);
         // The prost path formats the ids the kernel allocates.
-        let encoded = crate::encode::outcome(&out);
+        let encoded = crate::encode::outcome(&out, &kernel_id);
         let first = numbers.first().copied().unwrap_or_default();
         proptest::prop_assert_eq!(&encoded.ledger_entries[0].client_order_id, &format!("{kernel}-{first}"));
     }

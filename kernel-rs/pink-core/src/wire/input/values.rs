@@ -111,11 +111,6 @@ pub(super) fn new_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
     ascii(bytes, ID, 64, texts).map(Id::from)
 }
 
-/// A client order id (orders keep only their numbers: no text to share).
-pub(super) fn order_id<'a>(bytes: &'a [u8], texts: &Texts<'a>) -> Option<Id> {
-    new_id(bytes, texts)
-}
-
 /// A venue order id (the kernel's own when it holds it).
 pub(super) fn venue_order_id<'a>(bytes: &'a [u8], known: &impl Known, texts: &Texts<'a>) -> Option<Id> {
     let vid = ascii(bytes, ID, 64, texts)?;

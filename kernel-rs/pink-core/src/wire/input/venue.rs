@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 
 use super::reader::{bytes_key, fields, varint_key, Reader};
-use super::values::{all_in, free_text, new_id, order_id, plain, positive, symbol, time, venue_order_id, Texts, ASSET};
+use super::values::{all_in, free_text, new_id, plain, positive, symbol, time, venue_order_id, Texts, ASSET};
 use super::Known;
 use crate::input::{Fill, Mark, VenueEvent};
 use crate::model::Config;
@@ -133,7 +133,8 @@ pub(super) fn venue_event(bytes: &[u8], cfg: &Config, known: &impl Known) -> Opt
     }
     let texts = Texts::new(bytes, &[cid, vid, event_id]);
     let venue_order_id = if vid.is_empty() { None } else { Some(venue_order_id(vid, known, &texts)?) };
-    let client_order_id = if cid.is_empty() { None } else { Some(order_id(cid, &texts)?) };
+    // Orders keep only their numbers: a client order id has no text to share.
+    let client_order_id = if cid.is_empty() { None } else { Some(new_id(cid, &texts)?) };
     let symbol = if symbol_text.is_empty() { None } else { Some(symbol(symbol_text, known, &texts)?) };
     let exchange_time = time(exchange_time?)?;
     if let Some(at) = receive_time {
