@@ -306,12 +306,10 @@ class Journal:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight[ticket] = _Commit(done, first, last, len(buf), index, next_index, new_path)
         self._idle.clear()
-        self._tail_last, self._tail_size, self._tail_next_index, self._tail_exists = (
-            last,
-            base + len(buf),
-            next_index,
-            True,
-        )
+        self._tail_last = last
+        self._tail_size = base + len(buf)
+        self._tail_next_index = next_index
+        self._tail_exists = True
         return done
 
     def _collect_written(self) -> None:
