@@ -196,7 +196,6 @@ class Journal:
         self._tail_next_index = 0 if tail is None else tail.next_index
         self._report = recovered.report
         self._consumers: dict[str, int] = recovered.consumers
-        self._segments_lock = asyncio.Lock()  # compaction against close
         self._meta_lock = asyncio.Lock()  # snapshots, consumer cursors, compaction
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -541,15 +540,15 @@ class Journal:
             if snapshot is None:
                 return 0
             bound = min([snapshot.sequence, *self._consumers.values()])
-            async with self._segments_lock:
-                count = 0
-                while count < len(self._segments) - 1 and self._segments[count].last <= bound:
-                    count += 1
-                victims = self._segments[:count]
-                del self._segments[:count]
-                del self._firsts[:count]
-                for victim in victims:
-                    victim.removed = True
+            # One synchronous step: no append, read or close sees the list half-edited.
+            count = 0
+            while count < len(self._segments) - 1 and self._segments[count].last <= bound:
+                count += 1
+            victims = self._segments[:count]
+            del self._segments[:count]
+            del self._firsts[:count]
+            for victim in victims:
+                victim.removed = True
             try:
                 freed = await asyncio.to_thread(
                     seg.remove_files,
@@ -582,8 +581,7 @@ class Journal:
             await asyncio.wait(list(self._tasks))
         # Batches whose callers were cancelled are still with the writer thread: collect them.
         await self._idle.wait()
-        async with self._segments_lock:
-            asyncio.get_running_loop().remove_reader(self._wake.fileno())
-            await asyncio.to_thread(self._writer.close)
-            self._wake.close()
+        asyncio.get_running_loop().remove_reader(self._wake.fileno())
+        await asyncio.to_thread(self._writer.close)
+        self._wake.close()
         logger.info("journal %s: closed at sequence %d", self._dir, self._last)
