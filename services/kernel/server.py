@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from services.common.grpc_server import GrpcServer, ServiceBinding, run_until_signal
 from services.common.logging import get_logger
 from services.common.proto import kernel_service_pb2_grpc
+from services.common.tasks import ServiceTasks
 from services.common.telemetry import client_interceptors, server_interceptors, setup_tracing
 from services.kernel.config import KernelSettings
 from services.kernel.core import KernelCore, WriterFailedError
@@ -31,7 +32,7 @@ from services.kernel.handlers import KernelServicer
 from services.kernel.journal import Journal
 from services.kernel.metrics import KernelMetrics, LagCollector, SlotStateCollector
 from services.kernel.recovery import Recovered, pin_config, recover
-from services.kernel.tasks import ServiceTasks, tick
+from services.kernel.tasks import tick
 from services.kernel.venue_link import VenueLink, VenueLinkError
 
 log = get_logger(__name__)
@@ -129,7 +130,7 @@ async def serve(
             on_stop=[
                 _stop_accepting(servicer),
                 _drain(venue),
-                _stop_tasks(tasks, VENUE_LINK, TIMER),
+                tasks.stopper(VENUE_LINK, TIMER),
                 _stop_writer(core, tasks),
                 core.final_snapshot,
             ],
@@ -202,13 +203,6 @@ def _drain(venue: VenueLink) -> Callable[[], Awaitable[None]]:
             log.warning("venue_commands_left_at_shutdown", pending=venue.pending)
 
     return drain
-
-
-def _stop_tasks(tasks: ServiceTasks, *names: str) -> Callable[[], Awaitable[None]]:
-    async def stop_tasks() -> None:
-        await tasks.stop(names)
-
-    return stop_tasks
 
 
 def _stop_writer(core: KernelCore, tasks: ServiceTasks) -> Callable[[], Awaitable[None]]:

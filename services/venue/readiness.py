@@ -8,14 +8,13 @@ reconnect must not flap readiness). Past the grace, health goes NOT_SERVING: a W
 ``venue_health_restored``) once the stream is connected again and the gap-fill that reconnect
 asked for has completed, so what the stream missed is in the execution log first.
 
-Once ``stop`` is set (SIGTERM/SIGINT) shutdown owns health: :meth:`UserStreamReadiness.run`
-returns and nothing here changes health again.
+Once ``stop`` is set (SIGTERM/SIGINT) shutdown owns health: nothing here changes it again, and
+the service's ``ServiceTasks`` cancels :meth:`UserStreamReadiness.run` as its first shutdown step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -52,12 +51,7 @@ class UserStreamReadiness:
         self.withdrawn = False
 
     async def run(self) -> None:
-        """Follows the stream (the service is SERVING when called) until ``stop`` is set; raises what fails."""
-        follow = await _until_either(self._follow(), self._stop.wait())
-        with contextlib.suppress(asyncio.CancelledError):
-            await follow  # re-raises whatever made it fail
-
-    async def _follow(self) -> None:
+        """Follows the stream (the service is SERVING when called) until cancelled; raises what fails."""
         stream = self._stream
         while True:
             await stream.disconnected.wait()

@@ -2,18 +2,18 @@
 
 Start-up: the gRPC server starts NOT_SERVING; the adapter verifies the account (a signed read)
 and loads the instruments, then connects the user stream; only then SERVING. While running,
-health follows the user stream (:mod:`services.venue.readiness`): NOT_SERVING once it has been
-down longer than ``user_stream_grace_seconds``, SERVING again once it is back and gap-filled.
-SIGTERM: the readiness watcher stops, NOT_SERVING, drain, stop the server (in-flight RPCs get
-their grace), stop the adapter's tasks and close its session, close the metrics endpoint,
-flush traces.
+health follows the user stream (:mod:`services.venue.readiness`, a watched task: one that
+fails shuts the service down): NOT_SERVING once it has been down longer than
+``user_stream_grace_seconds``, SERVING again once it is back and gap-filled.
+SIGTERM: NOT_SERVING, drain, stop the server (in-flight RPCs get their grace), stop the
+readiness watcher (which changes health no more once SIGTERM came), stop the adapter's tasks
+and close its session, close the metrics endpoint, flush traces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from services.common.grpc_server import GrpcServer, ServiceBinding, run_until_signal
 from services.common.logging import get_logger
 from services.common.proto import venue_service_pb2_grpc
+from services.common.tasks import ServiceTasks
 from services.common.telemetry import server_interceptors, setup_tracing
 from services.venue.adapter import Adapter
 from services.venue.bingx.client import BingXError, OutcomeUnknownError, RateLimitedError
@@ -34,6 +35,8 @@ from services.venue.metrics import VenueMetrics
 from services.venue.readiness import UserStreamReadiness
 
 __all__ = ["SERVICE_NAME", "Ports", "serve"]
+
+READINESS = "readiness-user-stream"
 
 log = get_logger(__name__)
 
@@ -108,12 +111,12 @@ async def serve(
             grace_seconds=settings.user_stream_grace_seconds,
             stop=stop,
         )
-        watcher = asyncio.create_task(readiness.run(), name="readiness-user-stream")
-        watcher.add_done_callback(functools.partial(_readiness_ended, stop))
-        stack.push_async_callback(_cancel_and_await, watcher)
+        tasks = ServiceTasks(on_failure=stop.set)  # a watcher that fails cannot vouch for SERVING
+        stack.push_async_callback(tasks.stop_all)
+        tasks.start(READINESS, readiness.run())
         if on_ready is not None:
             on_ready(adapter)
-        await run_until_signal(server, stop_event=stop, logger=log, on_stop=[adapter.stop])
+        await run_until_signal(server, stop_event=stop, logger=log, on_stop=[tasks.stopper(READINESS), adapter.stop])
         return 0
     raise AssertionError("unreachable")  # AsyncExitStack does not swallow exceptions
 
@@ -137,20 +140,6 @@ async def _ready_unless_stopped(adapter: Adapter, stop: asyncio.Event) -> bool:
             loop.remove_signal_handler(sig)
     # Else the handlers stay until run_until_signal replaces them: a signal in between still stops.
     return succeeded
-
-
-def _readiness_ended(stop: asyncio.Event, watcher: asyncio.Task[None]) -> None:
-    """A readiness watcher that failed cannot vouch for SERVING any more: shut down (its error is raised at exit)."""
-    if watcher.cancelled() or watcher.exception() is None:
-        return
-    log.critical("venue_readiness_failed", error=repr(watcher.exception()), action="shutting down")
-    stop.set()
-
-
-async def _cancel_and_await(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task  # re-raises whatever made it fail
 
 
 async def _start_metrics(

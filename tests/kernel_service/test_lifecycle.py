@@ -14,10 +14,11 @@ from structlog.testing import capture_logs
 
 from services.common.config import ConfigError
 from services.common.proto import kernel_input_pb2, outcome_pb2, types_pb2, venue_event_pb2
+from services.common.tasks import ServiceTasks
 from services.kernel.core import Committed, OverloadedError, Payload, WriterFailedError
 from services.kernel.datadir import DataDirLock
 from services.kernel.server import serve
-from services.kernel.tasks import ServiceTasks, tick
+from services.kernel.tasks import tick
 from tests.kernel.helpers import enter, exit_intent, instrument_update
 from tests.kernel_service.conftest import KernelHarness, make_settings, running_kernel
 from tests.kernel_service.test_kernel_service import settings_for
