@@ -73,10 +73,11 @@ class ServiceTasks:
     def stopper(self, *names: str) -> Callable[[], Awaitable[None]]:
         """A shutdown step (``run_until_signal``'s ``on_stop``) that stops these tasks."""
 
-        async def stop() -> None:
+        # Its name is the step's name in the shutdown log ("...stop_tasks").
+        async def stop_tasks() -> None:
             await self.stop(names)
 
-        return stop
+        return stop_tasks
 
     async def stop_all(self) -> None:
         await self.stop(list(self._tasks))
